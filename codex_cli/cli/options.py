@@ -1,0 +1,48 @@
+"""Options shared by several commands and the one way a command loads its config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Mapping, Optional
+
+import typer
+
+from codex_cli.config import CodexConfig, load_config
+
+
+@dataclass
+class CliState:
+    """What the root callback parsed: global options every command can see."""
+
+    config_path: Optional[Path] = None
+    debug: bool = False
+
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML config file (overrides the global --config and $CODEX_CONFIG)."),
+]
+Overrides = Annotated[
+    Optional[list[str]],
+    typer.Argument(help="Dotted config overrides, e.g. lora.r=16 train.lr=3e-4 (values are YAML scalars).", show_default=False),
+]
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The CliState of this invocation (a default one when called without the root app)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def resolve_config(
+    ctx: typer.Context,
+    config: Optional[Path] = None,
+    overrides: Optional[list[str]] = None,
+    flags: Mapping[str, Any] | None = None,
+) -> CodexConfig:
+    """Load the config for a command: its own --config wins over the global one."""
+    path = config if config is not None else state(ctx).config_path
+    return load_config(path, overrides or (), flags)

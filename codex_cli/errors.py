@@ -1,0 +1,60 @@
+"""The one exception tree of codex. Every user-facing failure is a CodexError.
+
+The CLI catches CodexError once, prints ``str(error)`` as one line on stderr and
+exits with ``error.exit_code``. Anything else is a bug and keeps its traceback.
+Messages must never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class CodexError(Exception):
+    """A failure the user can act on: one line saying what and how to fix it."""
+
+    exit_code = 1
+
+
+class UsageError(CodexError):
+    """Bad command-line usage, or a command that is not available."""
+
+    exit_code = 2
+
+
+class ConfigError(CodexError):
+    """A config file, key or value is wrong."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class DataError(CodexError):
+    """Training data is missing, unreadable or malformed."""
+
+    exit_code = 2
+
+
+class ModelError(CodexError):
+    """A model or tokenizer cannot be found or loaded."""
+
+    exit_code = 2
+
+
+class CheckpointError(CodexError):
+    """A checkpoint is missing, corrupt, incompatible or cannot be written."""
+
+    exit_code = 1
+
+
+class ServeError(CodexError):
+    """The server cannot start or cannot serve what it was asked to."""
+
+    exit_code = 1
+
+
+class InputError(CodexError):
+    """An input file cannot be read (for example by ``codex mask``)."""
+
+    exit_code = 2
