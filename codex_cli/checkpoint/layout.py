@@ -29,6 +29,9 @@ A checkpoint is written into "<checkpoint.dir>/.tmp-<name>-<pid>", fsynced and r
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 SCHEMA_VERSION = 1
 LATEST_FILE = "latest.json"
 METRICS_FILE = "metrics.jsonl"
@@ -42,3 +45,26 @@ OPTIMIZER_FILE = "trainer_state/optimizer.safetensors"
 RNG_FILE = "trainer_state/rng.safetensors"
 TRAINER_STATE_FILE = "trainer_state/trainer_state.json"
 TMP_PREFIX = ".tmp-"
+
+
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA256 of a file, read in 1 MiB chunks (constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_manifest(checkpoint: Path) -> dict[str, dict[str, object]]:
+    """{relative posix path: {"sha256", "size"}} for every file in a checkpoint except metadata.json."""
+    manifest: dict[str, dict[str, object]] = {}
+    for path in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
+        rel = path.relative_to(checkpoint).as_posix()
+        if rel == METADATA_FILE:
+            continue
+        manifest[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    return manifest
