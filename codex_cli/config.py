@@ -268,7 +268,7 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str, problem
     for key, value in update.items():
         dotted = f"{prefix}{key}"
         if not isinstance(key, str) or key not in base:
-            problems.append(_unknown_key(str(dotted), source))
+            problems.append(_unknown_key(str(dotted), [f"{prefix}{k}" for k in base], source))
             continue
         if isinstance(base[key], dict):
             if not isinstance(value, Mapping):
@@ -279,12 +279,28 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str, problem
             base[key] = value
 
 
-def _unknown_key(dotted: str, source: str) -> str:
-    close = difflib.get_close_matches(dotted, known_keys(), n=1, cutoff=0.6)
-    if not close:
-        leaf = dotted.rsplit(".", 1)[-1]
-        close = [k for k in known_keys() if k.rsplit(".", 1)[-1] == leaf][:1]
-    hint = f"; did you mean '{close[0]}'?" if close else "; run 'codex config show' to list valid keys"
+# Names people bring from other tools, mapped to ours.
+_ALIASES = {
+    "learning_rate": "lr", "num_epochs": "epochs", "num_train_epochs": "epochs", "epoch": "epochs",
+    "rank": "r", "lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "steps": "max_steps",
+    "gradient_accumulation_steps": "grad_accum", "max_grad_norm": "grad_clip", "warmup": "warmup_steps",
+    "per_device_train_batch_size": "batch_size", "batch": "batch_size", "model_name": "name", "path": "name",
+    "output_dir": "dir", "save_total_limit": "keep_last", "lr_scheduler_type": "scheduler", "dtype_": "dtype",
+}
+
+
+def _unknown_key(dotted: str, siblings: list[str], source: str) -> str:
+    prefix, _, leaf = dotted.rpartition(".")
+    prefix = f"{prefix}." if prefix else ""
+    leaves = [s[len(prefix):] for s in siblings]
+    close = difflib.get_close_matches(leaf, leaves, n=1, cutoff=0.6)
+    if not close and _ALIASES.get(leaf) in leaves:
+        close = [_ALIASES[leaf]]
+    if close:
+        hint = f"; did you mean '{prefix}{close[0]}'?"
+    else:
+        elsewhere = [k for k in known_keys() if k.rsplit(".", 1)[-1] in (leaf, _ALIASES.get(leaf))]
+        hint = f"; did you mean '{elsewhere[0]}'?" if elsewhere else "; run 'codex config show' to list valid keys"
     return f"unknown config key '{dotted}' (in {source}){hint}"
 
 
