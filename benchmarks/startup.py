@@ -1,0 +1,61 @@
+"""Startup time of `codex --help` and `echo x | codex mask` against `python -c "import typer"`.
+
+Runs each command N times interleaved (so machine noise hits all of them alike), takes the
+median wall time, and prints the ratios against the `import typer` floor. Target: <= 1.5x.
+
+    python benchmarks/startup.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _codex() -> str:
+    exe = Path(sys.executable).with_name("codex")
+    return str(exe) if exe.exists() else (shutil.which("codex") or "codex")
+
+
+def _time(cmd: list[str], stdin: bytes) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed with exit code {proc.returncode}: {proc.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    cases = {
+        'python -c "import typer"': ([sys.executable, "-c", "import typer"], b""),
+        "codex --help": ([_codex(), "--help"], b""),
+        "echo x | codex mask": ([_codex(), "mask"], b"x\n"),
+        "codex config show": ([_codex(), "config", "show"], b""),
+    }
+    env_note = f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, torch threads n/a (torch is never imported)"
+    for cmd, stdin in cases.values():  # warm the page cache and .pyc files
+        subprocess.run(cmd, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.runs):
+        for name, (cmd, stdin) in cases.items():
+            times[name].append(_time(cmd, stdin))
+    base = statistics.median(times['python -c "import typer"'])
+    print(f"startup, median of {args.runs} interleaved runs ({env_note})")
+    print(f"{'command':<28} {'median ms':>10} {'min ms':>8} {'ratio':>7}")
+    for name, samples in times.items():
+        med = statistics.median(samples)
+        print(f"{name:<28} {med * 1000:>10.1f} {min(samples) * 1000:>8.1f} {med / base:>6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
