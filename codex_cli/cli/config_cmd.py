@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from codex_cli.cli.options import ConfigOption, Overrides, resolve_config
-from codex_cli.config import dump_yaml
 
 app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
 
@@ -21,6 +20,8 @@ def show(
     config: ConfigOption = None,
 ) -> None:
     """Print the fully resolved config (defaults < file < overrides), secrets redacted."""
+    from codex_cli.config import dump_yaml
+
     resolved = resolve_config(ctx, config, overrides)
     if as_json:
         typer.echo(json.dumps(resolved.redacted_dict(), indent=2))

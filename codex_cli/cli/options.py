@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Mapping, Optional
 
 import typer
 
-from codex_cli.config import CodexConfig, load_config
+if TYPE_CHECKING:
+    from codex_cli.config import CodexConfig
 
 
 @dataclass
@@ -44,5 +45,7 @@ def resolve_config(
     flags: Mapping[str, Any] | None = None,
 ) -> CodexConfig:
     """Load the config for a command: its own --config wins over the global one."""
+    from codex_cli.config import load_config  # yaml and the dataclasses load only when a command runs
+
     path = config if config is not None else state(ctx).config_path
     return load_config(path, overrides or (), flags)
