@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from codex_cli.cli.options import ConfigOption, Overrides, resolve_config
 from codex_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from codex_cli.training import TrainResult
+
+INTERRUPTED_EXIT = 130  # the shell convention for a run stopped by Ctrl-C (128 + SIGINT)
 
 
 def train(
@@ -15,8 +21,80 @@ def train(
     overrides: Overrides = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train (train.epochs).")] = None,
     lora: Annotated[Optional[bool], typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning (lora.enabled).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps (train.max_steps).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Examples per micro-batch (train.batch_size).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (train.lr).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Base model: codex-tiny, a local HF model dir or a cached hub id (model.name).")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Training data file: .jsonl, .csv or .txt (data.train).")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue from latest.json in checkpoint.dir, or from the checkpoint given as "
+                     "an argument: codex train --resume PATH (checkpoint.resume)."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; print only the checkpoint path.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Fine-tune the configured model on the configured data."""
-    resolve_config(ctx, config, overrides, {"train.epochs": epochs, "lora.enabled": lora})
-    raise UsageError("'codex train' is not built yet (issue #4)")
+    """Fine-tune the configured model on the configured data, checkpointing every epoch (Ctrl-C saves and exits 130)."""
+    overrides, resume_path = _split_resume_path(overrides or [], resume)
+    flags = {"train.epochs": epochs, "lora.enabled": lora, "train.max_steps": max_steps, "train.batch_size": batch_size,
+             "train.lr": lr, "model.name": model, "data.train": data,
+             "checkpoint.resume": True if resume else None}
+    cfg = resolve_config(ctx, config, overrides, flags)
+    from codex_cli.training import train as run_training
+    from codex_cli.training.progress import QuietReporter, RichReporter
+
+    result = run_training(
+        cfg.model, cfg.lora, cfg.data, cfg.train, cfg.checkpoint, seed=cfg.seed, threads=cfg.threads,
+        mask_replacement=cfg.mask.replacement, run_config=cfg.redacted_dict(), resume=cfg.checkpoint.resume,
+        resume_path=resume_path,
+        reporter=QuietReporter() if quiet else RichReporter(),
+    )
+    if quiet:
+        typer.echo(str(result.checkpoint) if result.checkpoint else "")
+    else:
+        _render(result)
+    if result.interrupted:
+        typer.echo(f"codex: interrupted; saved {result.checkpoint}, continue with 'codex train --resume'", err=True)
+        raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _split_resume_path(args: list[str], resume: bool) -> tuple[list[str], Optional[Path]]:
+    """With --resume, the one argument that is not a dotted ``key=value`` override is the checkpoint to resume."""
+    paths = [arg for arg in args if "=" not in arg]
+    if not resume or not paths:
+        return args, None
+    if len(paths) > 1:
+        raise UsageError(f"--resume takes one checkpoint, got {len(paths)} ({', '.join(paths)}); pass a single PATH")
+    return [arg for arg in args if "=" in arg], Path(paths[0])
+
+
+def _render(result: TrainResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="codex train", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for what, value in _summary_rows(result):
+        table.add_row(what, value)
+    Console().print(table)
+
+
+def _summary_rows(r: TrainResult) -> list[tuple[str, str]]:
+    def loss(value: Optional[float]) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    eval_change = f"{loss(r.initial_eval_loss)} -> {loss(r.eval_loss)}" if r.initial_eval_loss is not None else loss(r.eval_loss)
+    return [
+        ("model", f"{r.model_name} ({r.kind})"),
+        ("parameters", f"{r.trainable_params:,} trainable / {r.total_params:,} total"),
+        ("data", f"{r.train_examples} train / {r.eval_examples} eval, {r.masked_secrets} secret(s) masked, "
+                 f"cache {'hit' if r.cache_hit else 'miss'}"),
+        ("steps", f"{r.global_step} of {r.total_steps} ({r.steps_this_run} this run), {r.epochs_done} epoch(s) done"),
+        ("train loss", loss(r.train_loss)),
+        ("eval loss", eval_change),
+        ("perplexity", "-" if r.perplexity is None else f"{r.perplexity:.2f}"),
+        ("throughput", f"{r.tokens_per_s:,.0f} tokens/s, {r.threads} thread(s), {r.elapsed_s:.1f} s"),
+        ("resumed from", str(r.resumed_from) if r.resumed_from else "-"),
+        ("checkpoint", str(r.checkpoint) if r.checkpoint else "-"),
+    ]

@@ -1,0 +1,92 @@
+"""The loss arithmetic: one optimizer step over an accumulation window, and evaluation."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, ContextManager, Iterable, Literal, Optional
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one optimizer step did."""
+
+    loss: float  # mean token loss over the window's target tokens
+    target_tokens: int
+    input_tokens: int  # non-padding tokens fed to the model
+    samples: int
+    grad_norm: Optional[float]
+
+
+def autocast(device: torch.device, precision: Literal["fp32", "bf16"]) -> ContextManager[Any]:
+    """bf16 autocast on CPU or a bf16-capable GPU; a no-op for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def count_targets(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens whose prediction is scored: labels after the causal shift that are not IGNORE_INDEX."""
+    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+def loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], precision: Literal["fp32", "bf16"]) -> torch.Tensor:
+    """Summed next-token cross-entropy of a batch (not a mean: the caller divides by the window's targets)."""
+    with autocast(batch["input_ids"].device, precision):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    # Shift the labels, not the logits: position t predicts token t+1, the last position predicts nothing.
+    labels = F.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE_INDEX)
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    window: list[dict[str, torch.Tensor]],
+    *,
+    lr: float,
+    grad_clip: Optional[float],
+    precision: Literal["fp32", "bf16"],
+) -> StepStats:
+    """Accumulate gradients over the micro-batches of ``window``, clip, and take one optimizer step.
+
+    Each micro-batch contributes its *summed* token loss divided by the target tokens of the whole
+    window, so the accumulated gradient is that of the window's mean token loss however the window
+    is split into micro-batches (batch 8 x accum 1 == batch 4 x accum 2), last partial window included.
+    """
+    targets = sum(count_targets(batch) for batch in window)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    total = 0.0
+    for batch in window:
+        # DDP (issue #7): all-reduce `targets` above, and run all but the last micro-batch under model.no_sync().
+        summed = loss_sum(model, batch, precision)
+        (summed / max(targets, 1)).backward()
+        total += summed.item()
+    grad_norm = None
+    if grad_clip is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    inputs = sum(int(batch["attention_mask"].sum()) for batch in window)
+    samples = sum(int(batch["input_ids"].shape[0]) for batch in window)
+    return StepStats(total / max(targets, 1), targets, inputs, samples, grad_norm)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], precision: Literal["fp32", "bf16"]) -> Optional[float]:
+    """Mean token loss over ``batches`` in eval mode (dropout off, no RNG used); None when nothing is scored."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        total += float(loss_sum(model, batch, precision))
+        count += count_targets(batch)
+    model.train(was_training)
+    return total / count if count else None
