@@ -1,0 +1,124 @@
+"""The secret rules: one named pattern per credential format, and the literal anchors that find them.
+
+Every rule's match starts at a fixed offset before one of its anchors (a literal such as ``AKIA``
+or ``-----BEGIN``). That invariant is what lets a fast literal prefilter find every candidate
+position, and the exact patterns run only there, with output identical to a full regex scan.
+Patterns are bounded (no match is longer than ``REACH`` bytes) so a stream can decide every
+candidate once it holds ``REACH`` bytes after it. Patterns work on bytes; text is masked as UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Longest possible match (and allow-marker line reach, see ALLOW_REACH), in bytes.
+REACH = 65536
+# How far either side of a match start the allow marker is looked for on its line.
+ALLOW_REACH = 4096
+ALLOW_MARKER = b"codex: allow"
+
+# When a candidate near the end of a stream is decided (see stream.py): a token rule once
+# whitespace follows, a line rule once a newline follows, a block rule only on its END line.
+TOKEN, LINE, BLOCK = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One credential format: ``pattern`` matches it; ``secret`` (if any) is the part masked."""
+
+    id: str
+    family: str
+    pattern: str
+    secret: str = ""  # appended to pattern as the masked group; empty: the whole match is masked
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A literal every match of some rule contains, ``offsets`` bytes after the match start."""
+
+    literal: bytes
+    offsets: tuple[int, ...] = (0,)
+    kind: int = TOKEN
+    caseless: bool = False
+
+
+_TOKEN_CHARS = "A-Za-z0-9_-"
+_PEM_HEADER = r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+_PEM_FOOTER = r"-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+_NL = r"(?:\r?\n|\\r?\\n)"  # a real line break, or an escaped one inside a JSON/env string
+
+RULES: tuple[Rule, ...] = (
+    Rule("private-key", "private-key", _PEM_HEADER + r"[\s\S]{0,32768}?" + _PEM_FOOTER,
+         description="PEM/OpenSSH/PGP private key block, BEGIN to END, across lines"),
+    Rule("private-key-unterminated", "private-key",
+         _PEM_HEADER + r"(?:" + _NL + r"(?:[A-Za-z0-9+/=]{1,128}|[A-Za-z-]{1,32}: [^\r\n\\]{0,128})){0,400}",
+         description="private key header with no END line: the header and the key lines after it"),
+    Rule("openai-api-key", "openai",
+         r"(?<![A-Za-z0-9])sk-(?=[%s]{0,300}[0-9])(?=[%s]{0,300}[A-Z])[%s]{20,512}" % ((_TOKEN_CHARS,) * 3),
+         description="OpenAI keys: sk-…, sk-…T3BlbkFJ…, sk-proj-…, sk-svcacct-…, sk-admin-…"),
+    Rule("aws-access-key-id", "aws",
+         r"(?<![A-Za-z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)"
+         r"(?=[A-Z0-9]{0,23}[BDEFHIJKLMOPQRSVWXYZ0-9])[A-Z0-9]{16,24}(?![A-Za-z0-9])",
+         description="AWS access key ID (AKIA/ASIA/ABIA/ACCA/A3T…), 16-24 characters after the prefix"),
+    Rule("aws-secret-access-key", "aws",
+         r"(?i:aws[_-]?secret[_-]?(?:access[_-]?)?key|secret[_-]?access[_-]?key)"
+         r"[\"']?[ \t]*(?:=>|:=|[:=])[ \t]*[\"']?",
+         secret=r"[A-Za-z0-9/+]{16,128}={0,2}",
+         description="AWS secret access key after aws_secret_access_key / SecretAccessKey / … = or :"),
+    Rule("google-api-key", "google", r"(?<![A-Za-z0-9_-])AIza[%s]{30,100}" % _TOKEN_CHARS,
+         description="Google API key (AIza…)"),
+    Rule("gcp-service-account-key", "google",
+         r"[\"']private_key[\"'][ \t]*[:=][ \t]*[\"']", secret=r"(?:[^\"'\\\r\n]|\\[^\r\n]){16,16384}",
+         description="the private_key value of a GCP service-account JSON"),
+    Rule("github-token", "github", r"(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{20,255}",
+         description="GitHub tokens: ghp_, gho_, ghu_, ghs_, ghr_"),
+    Rule("github-fine-grained-pat", "github", r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{20,255}",
+         description="GitHub fine-grained personal access token (github_pat_…)"),
+    Rule("slack-token", "slack",
+         r"(?<![A-Za-z0-9])(?:xoxe\.xox[abprse]|xox[abprse]|xapp)-(?=[A-Za-z0-9-]{0,100}[0-9])[A-Za-z0-9-]{10,400}",
+         description="Slack tokens: xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xoxe-, xoxe.xox?-, xapp-"),
+    Rule("slack-webhook-url", "slack",
+         r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{8,300}",
+         description="Slack incoming-webhook URL"),
+    Rule("jwt", "jwt",
+         r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,4096}={0,2}(?:\.[A-Za-z0-9_-]{0,16384}={0,2}){2,4}",
+         description="JSON Web Token (JWS, or JWE with five parts)"),
+)
+
+ANCHORS: tuple[Anchor, ...] = (
+    Anchor(b"-----BEGIN", kind=BLOCK),
+    Anchor(b"sk-"),
+    *(Anchor(p) for p in (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")),
+    Anchor(b"secret", offsets=(0, 3, 4), kind=LINE, caseless=True),
+    Anchor(b"AIza"),
+    Anchor(b"private_key", offsets=(1,), kind=LINE),
+    *(Anchor(p) for p in (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_")),
+    Anchor(b"xox"),
+    Anchor(b"xapp-"),
+    Anchor(b"hooks.slack.com", offsets=(0, 7, 8)),
+    Anchor(b"eyJ"),
+)
+
+# Bytes to hold back at a stream's end: a partial anchor there may still become a candidate.
+TAIL = max(len(a.literal) + max(a.offsets) for a in ANCHORS) - 1
+# A block candidate whose first bytes are not a private key header is decided after this many.
+PEM_HEADER_REACH = 72
+PEM_HEADER = re.compile(rb"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY")
+WHITESPACE = re.compile(rb"[ \t\n\r\f\v]")
+
+
+def _alternative(index: int, rule: Rule) -> str:
+    secret = f"(?P<s{index}>{rule.secret})" if rule.secret else ""
+    return f"(?P<r{index}>{rule.pattern}{secret})"
+
+
+def compile_rules(rules: tuple[Rule, ...] = RULES) -> re.Pattern[bytes]:
+    """All rules as one bytes pattern; group ``r<i>`` is rule i's match, ``s<i>`` its secret part."""
+    joined = "|".join(_alternative(i, r) for i, r in enumerate(rules))
+    return re.compile(joined.encode("ascii"))
+
+
+COMBINED = compile_rules()
+RULE_BY_GROUP = {f"r{i}": (i, rule) for i, rule in enumerate(RULES)}
