@@ -54,6 +54,12 @@ class ServeError(CodexError):
     exit_code = 1
 
 
+class DistributedError(CodexError):
+    """A rank of a multi-process run failed, or the ranks cannot form or keep their process group."""
+
+    exit_code = 1
+
+
 class InputError(CodexError):
     """An input file cannot be read (for example by ``codex mask``)."""
 

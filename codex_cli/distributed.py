@@ -1,0 +1,221 @@
+"""The torch.distributed runtime of ``codex train``: process group, DDP wrapping and rank agreement.
+
+One process per rank, started by torchrun (``torchrun --nproc_per_node N -m codex_cli train``) or by
+``codex train --nproc N`` (see :mod:`codex_cli.launch`). torchrun tells each process who it is through
+RANK, WORLD_SIZE and LOCAL_RANK; without them codex runs as one plain process and every helper here
+is a no-op, so the training loop reads the same either way.
+
+The backend follows the device: ``nccl`` on CUDA, ``gloo`` on CPU. Every collective has a timeout,
+so a rank that hangs makes the others fail instead of waiting forever; a rank that *dies* is seen
+sooner by torchrun's agent, which stops the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ContextManager, Literal
+
+import torch
+import torch.distributed as dist
+
+from codex_cli.errors import DistributedError, UsageError
+
+DEFAULT_TIMEOUT_S = 1800.0  # as HF Trainer's ddp_timeout: long enough for rank 0 to write a big checkpoint
+STRATEGIES = ("ddp",)
+# Test-only fault injection: "RANK:STEP" makes that rank exit abruptly (os._exit) at that optimizer step.
+FAULT_ENV = "CODEX_TEST_EXIT_AT"
+FAULT_EXIT_CODE = 17
+_RANK_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class World:
+    """Who this process is among the processes of one run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when several processes train together (a process group is needed)."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes checkpoints, metrics.jsonl and the progress bar."""
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    """True inside a process started by torchrun's agent (or any launcher that sets WORLD_SIZE)."""
+    return "WORLD_SIZE" in os.environ
+
+
+def detect_world() -> World:
+    """This process's place in the run, from the RANK / WORLD_SIZE / LOCAL_RANK variables torchrun sets."""
+    if not launched_by_torchrun():
+        return World()
+    values = {}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        raw = os.environ.get(name, "0")
+        try:
+            values[name] = int(raw)
+        except ValueError as e:
+            raise UsageError(f"environment variable {name}={raw!r} is not an integer; launch codex with torchrun") from e
+    world = World(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
+    if not 0 <= world.rank < world.world_size:
+        raise UsageError(f"RANK={world.rank} is outside WORLD_SIZE={world.world_size}; launch codex with torchrun")
+    return world
+
+
+def is_main_process() -> bool:
+    """True on rank 0 and in a plain single-process run."""
+    return detect_world().is_main
+
+
+def check_strategy(strategy: str) -> None:
+    """Refuse a ``train.strategy`` this codex cannot run, before any process starts."""
+    if strategy not in STRATEGIES:
+        raise UsageError(f"train.strategy '{strategy}' is not supported yet; use train.strategy=ddp "
+                         "(docs/distributed.md lists the supported strategies)")
+
+
+def backend_for(device_type: str) -> Literal["nccl", "gloo"]:
+    """``nccl`` for CUDA devices, ``gloo`` for everything else."""
+    return "nccl" if device_type == "cuda" else "gloo"
+
+
+def init_distributed(device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World:
+    """Join the run's process group (a no-op for a single process) and return this process's World."""
+    world = detect_world()
+    if not world.enabled or dist.is_initialized():
+        return world
+    backend = backend_for(device_type)
+    if backend == "nccl":
+        if world.local_rank >= torch.cuda.device_count():
+            raise UsageError(f"local rank {world.local_rank} has no GPU (this machine has {torch.cuda.device_count()}); "
+                             "start at most one process per GPU (--nproc / --nproc_per_node)")
+        torch.cuda.set_device(world.local_rank)
+    try:
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    except (RuntimeError, ValueError) as e:
+        raise DistributedError(f"rank {world.rank} could not join the {backend} process group ({e}); "
+                         "check --rdzv-endpoint / MASTER_ADDR and that every node can reach it") from e
+    return world
+
+
+def device_for(world: World, device_type: str) -> torch.device:
+    """The device this rank trains on: its own GPU (``cuda:LOCAL_RANK``) on CUDA, the CPU otherwise."""
+    if device_type == "cuda":
+        return torch.device("cuda", world.local_rank)
+    return torch.device(device_type)
+
+
+def shutdown() -> None:
+    """Leave the process group (safe to call when there is none)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def seed_rank(seed: int, world: World, step: int = 0) -> None:
+    """Give each rank > 0 its own torch RNG stream (dropout masks) from (seed, rank, step); rank 0 keeps its own.
+
+    Call it after the model is built and wrapped (so initialisation is the same everywhere) and after a
+    resume has restored rank 0's RNG state, passing the step resumed from.
+    """
+    if world.rank > 0:
+        torch.manual_seed(seed + _RANK_SEED_STRIDE * world.rank + step)
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (a no-op for a single process)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def broadcast_object(value: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``value`` on every rank (JSON-like values only; a no-op for a single process)."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_reduce_sum(value: float) -> float:
+    """The sum of ``value`` over all ranks, in float64 (ints stay exact up to 2**53)."""
+    if not dist.is_initialized():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    total = tensor.item()
+    return int(total) if isinstance(value, int) else total
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is True on at least one (stop requests, early stop)."""
+    if not dist.is_initialized():
+        return flag
+    tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_collective_device())
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
+def agree_to_stop(requested: bool, step: int) -> bool:
+    """Called once per optimizer step on every rank: True everywhere when any rank was asked to stop.
+
+    All ranks must leave the loop at the same step, or the ones still training would wait forever in
+    the next gradient all-reduce. (Also where the test-only fault injection of ``CODEX_TEST_EXIT_AT`` fires.)
+    """
+    _inject_fault(step)
+    return any_rank(requested)
+
+
+def wrap_model(model: torch.nn.Module, world: World, device: torch.device, strategy: str = "ddp") -> torch.nn.Module:
+    """``model`` wrapped for data-parallel training across the run's ranks (unchanged for one process).
+
+    DDP broadcasts rank 0's parameters and buffers when it wraps, so every rank starts from the same
+    weights even where initialisation drew random numbers (LoRA's A matrices).
+    """
+    check_strategy(strategy)
+    if not world.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DDP wrapper (what gets saved, evaluated and exported)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def no_sync(model: torch.nn.Module, skip_sync: bool) -> ContextManager[Any]:
+    """Keep gradients local for a non-final accumulation micro-step (DDP syncs them on the final one)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if skip_sync and isinstance(model, DistributedDataParallel):
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def _collective_device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _inject_fault(step: int) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    rank, _, at_step = spec.partition(":")
+    if int(rank) == detect_world().rank and int(at_step) == step:
+        os._exit(FAULT_EXIT_CODE)

@@ -1,0 +1,215 @@
+"""Distributed training: the sampler, the runtime helpers, the launcher, and real 2-process gloo runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from codex_cli import distributed
+from codex_cli.errors import CheckpointError, DistributedError, UsageError
+from codex_cli.launch import failure_error, torchrun_args, worker_argv
+from codex_cli.sampler import MicroBatch, WindowSampler, epoch_order
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+WORKER = TESTS / "distributed_worker.py"
+TORCHRUN_TIMEOUT_S = 120
+
+
+def _sampler(n: int, batch: int, accum: int, world: int, rank: int = 0) -> WindowSampler:
+    return WindowSampler(n, batch_size=batch, grad_accum=accum, seed=1234, rank=rank, world_size=world)
+
+
+def _merged(n: int, batch: int, accum: int, world: int, epoch: int = 0) -> list[list[list[int]]]:
+    """The windows of all ranks put back together: each global micro-batch's real examples, rank by rank."""
+    per_rank = [_sampler(n, batch, accum, world, rank).windows(epoch) for rank in range(world)]
+    assert len({len(windows) for windows in per_rank}) == 1  # every rank takes the same number of steps
+    merged = []
+    for step, window in enumerate(per_rank[0]):
+        assert len({len(windows[step]) for windows in per_rank}) == 1  # ... and of micro-steps in each
+        merged.append([[i for windows in per_rank if not windows[step][k].stand_in for i in windows[step][k].indices]
+                       for k in range(len(window))])
+    return merged
+
+
+# --- the sampler ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "batch", "accum", "world"), [
+    (64, 4, 1, 2), (37, 4, 2, 2), (23, 2, 3, 3), (9, 4, 1, 4), (5, 1, 1, 2),
+], ids=["even", "short-last-window", "three-ranks", "fewer-left-than-ranks", "batch-1"])
+def test_n_ranks_with_batch_b_see_what_one_rank_with_batch_nb_sees(n: int, batch: int, accum: int, world: int) -> None:
+    single = [[mb.indices for mb in window] for window in _sampler(n, batch * world, accum, 1).windows(epoch=2)]
+    assert _merged(n, batch, accum, world, epoch=2) == single
+    assert sorted(i for window in single for mb in window for i in mb) == list(range(n))
+
+
+def test_full_global_batches_give_every_rank_a_contiguous_slice() -> None:
+    order = epoch_order(16, 1234, 0)
+    assert _sampler(16, 4, 1, 2, rank=1).windows(0)[0] == [MicroBatch(order[4:8])]
+
+
+def test_a_rank_left_without_examples_gets_a_stand_in() -> None:
+    # 9 examples, 2 ranks x batch 4: the last global micro-batch holds 1 example, for rank 0 only.
+    last = [_sampler(9, 4, 1, 2, rank).windows(0)[-1][0] for rank in (0, 1)]
+    assert not last[0].stand_in and len(last[0].indices) == 1
+    assert last[1] == MicroBatch(last[0].indices, stand_in=True)
+
+
+def test_order_is_seeded_per_epoch_and_never_touches_the_global_rng() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    first = _sampler(50, 4, 1, 2).windows(epoch=0)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert _sampler(50, 4, 1, 2).windows(epoch=0) == first
+    assert _sampler(50, 4, 1, 2).windows(epoch=1) != first
+
+
+@pytest.mark.parametrize("start", [0, 1, 3, 5])
+def test_resuming_mid_epoch_skips_exactly_the_steps_done(start: int) -> None:
+    sampler = _sampler(37, 2, 2, 2, rank=1)
+    assert sampler.windows(epoch=1, start_step=start) == sampler.windows(epoch=1)[start:]
+
+
+def test_positions_are_world_size_independent() -> None:
+    two, one = _sampler(37, 4, 1, 2), _sampler(37, 8, 1, 1)  # the same 8 examples per optimizer step
+    assert two.steps_per_epoch() == one.steps_per_epoch() == 5
+    for step in range(6):
+        assert one.step_at(two.samples_before(step)) == step
+        assert two.step_at(one.samples_before(step)) == step
+
+
+def test_a_position_that_does_not_map_is_explained() -> None:
+    with pytest.raises(CheckpointError) as info:
+        _sampler(37, 4, 1, 2).step_at(12)
+    assert str(info.value) == (
+        "the checkpoint stopped after 12 examples of its epoch, which is not a whole number of optimizer steps "
+        "of 8 examples (2 processes x batch_size 4 x grad_accum 1); "
+        "resume with the checkpoint's processes x batch_size x grad_accum"
+    )
+
+
+# --- the runtime in one process, and torchrun's environment -------------------------------------------------
+
+
+def test_single_process_helpers_are_no_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    world = distributed.init_distributed("cpu")
+    assert world == distributed.World() and not world.enabled and world.is_main
+    assert distributed.is_main_process() and not distributed.launched_by_torchrun()
+    model = torch.nn.Linear(2, 2)
+    assert distributed.wrap_model(model, world, torch.device("cpu")) is model
+    assert distributed.unwrap_model(model) is model
+    assert distributed.all_reduce_sum(3) == 3 and distributed.any_rank(True) and not distributed.any_rank(False)
+    assert distributed.broadcast_object({"a": 1}) == {"a": 1}
+    assert distributed.agree_to_stop(False, step=1) is False
+    distributed.barrier()
+    distributed.shutdown()
+
+
+def test_world_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.detect_world() == distributed.World(rank=3, world_size=4, local_rank=1)
+    assert not distributed.is_main_process()
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(UsageError, match=r"^RANK=4 is outside WORLD_SIZE=4; launch codex with torchrun$"):
+        distributed.detect_world()
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(UsageError, match=r"^environment variable RANK='x' is not an integer; launch codex with torchrun$"):
+        distributed.detect_world()
+
+
+def test_backend_follows_the_device() -> None:
+    assert distributed.backend_for("cuda") == "nccl"
+    assert distributed.backend_for("cpu") == "gloo"
+
+
+def test_unsupported_strategy_is_refused() -> None:
+    with pytest.raises(UsageError) as info:
+        distributed.check_strategy("fsdp")
+    assert str(info.value) == ("train.strategy 'fsdp' is not supported yet; use train.strategy=ddp "
+                               "(docs/distributed.md lists the supported strategies)")
+
+
+# --- the launcher --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--nproc", "2", "--epochs", "1"], ["train", "--nproc=2", "--epochs", "1"], ["train", "--epochs", "1"],
+], ids=["separate", "equals", "absent"])
+def test_worker_argv_drops_only_nproc(argv: list[str]) -> None:
+    assert worker_argv(["--config", "c.yaml", *argv]) == ["--config", "c.yaml", "train", "--epochs", "1"]
+
+
+def test_torchrun_args_run_codex_as_a_module_on_this_machine() -> None:
+    args = torchrun_args(2, ["train", "--nproc", "2", "--quiet"])
+    assert args[:3] == ["--standalone", "--nnodes=1", "--nproc-per-node=2"]
+    assert args[-4:] == ["-m", "codex_cli", "train", "--quiet"]
+
+
+def test_failure_names_the_rank_that_died_not_the_ranks_torchrun_stopped() -> None:
+    failures = {0: SimpleNamespace(exitcode=-signal.SIGTERM, pid=11, timestamp=5),
+                1: SimpleNamespace(exitcode=17, pid=12, timestamp=5)}
+    error = failure_error(failures, world_size=2)
+    assert isinstance(error, DistributedError) and error.exit_code == 17
+    assert str(error) == ("rank 1 exited with code 17 (pid 12) in a 2-process run, so every rank was stopped; "
+                          "see its output above (add --debug for tracebacks)")
+    killed = failure_error({2: SimpleNamespace(exitcode=-signal.SIGKILL, pid=13, timestamp=1)}, world_size=4)
+    assert str(killed).startswith("rank 2 was killed by SIGKILL (pid 13) in a 4-process run") and killed.exit_code == 1
+
+
+# --- real processes: torchrun with gloo on this CPU ----------------------------------------------------------
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
+    env.update(extra)
+    return env
+
+
+def _torchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return subprocess.run([str(torchrun), "--standalone", "--nproc-per-node=2", *args], capture_output=True,
+                          text=True, env=env or _env(), timeout=TORCHRUN_TIMEOUT_S)
+
+
+def test_ddp_with_no_sync_matches_one_process_on_the_global_batch(tmp_path: Path) -> None:
+    one = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "one.json"), "4"], capture_output=True,
+                         text=True, env=_env(), timeout=TORCHRUN_TIMEOUT_S)
+    two = _torchrun(str(WORKER), str(tmp_path / "two.json"), "4")
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    single, double = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two"))
+    assert (single["world_size"], double["world_size"]) == (1, 2)
+    assert single["steps"] == double["steps"] == 2  # 21 examples / 4 per micro-step / 2 micro-steps: 3 windows
+    assert double["weight"] == pytest.approx(single["weight"], abs=1e-6)
+    assert double["bias"] == pytest.approx(single["bias"], abs=1e-6)
+    assert (double["rank_sum"], double["any_rank_last"], double["broadcast"]) == (3, True, {"from": 0})
+
+
+def test_a_dead_rank_stops_the_whole_launch_with_its_name(tmp_path: Path) -> None:
+    code = ("import sys\nfrom codex_cli.errors import CodexError\nfrom codex_cli.launch import launch_local\n"
+            "try:\n    sys.exit(launch_local(2, sys.argv[1:], module='distributed_worker'))\n"
+            "except CodexError as e:\n    print(f'codex: error: {e}', file=sys.stderr)\n    sys.exit(e.exit_code)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.json"), "4"], capture_output=True,
+                            text=True, env=_env(CODEX_TEST_EXIT_AT="1:1"), timeout=TORCHRUN_TIMEOUT_S)
+    assert result.returncode == distributed.FAULT_EXIT_CODE
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("codex: error: rank 1 exited with code 17 (pid ")
+    assert last.endswith(") in a 2-process run, so every rank was stopped; see its output above "
+                         "(add --debug for tracebacks)")
+    assert not (tmp_path / "out.json").exists()
