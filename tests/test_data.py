@@ -277,3 +277,64 @@ def test_collate_pads_right_and_ignores_padding_in_labels() -> None:
 def test_count_tokens_counts_what_the_shifted_loss_sees() -> None:
     batch = [Example([5, 6, 7], [-100, 6, 7]), Example([8, 9], [8, 9])]
     assert count_tokens(batch) == count_tokens(collate(batch, pad_token_id=0)) == 3
+
+
+AWS_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
+GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+
+
+def _decoded(tokenizer: Any, examples: list[Example]) -> str:
+    return "\n".join(tokenizer.decode(e.input_ids) for e in examples)
+
+
+def test_secrets_are_masked_before_tokenization(tmp_path: Path, tokenizer: Any) -> None:
+    train = _jsonl(tmp_path / "s.jsonl", [
+        {"text": f"aws_access_key_id = {AWS_KEY}\n"},
+        {"prompt": f"token: {GITHUB_TOKEN}\n", "completion": f"again {GITHUB_TOKEN} and {AWS_KEY}"},
+        {"text": "nothing to hide"},
+    ])
+    sets = load_datasets(_cfg(train, mask_secrets=True), tokenizer, seed=SEED)
+    text = _decoded(tokenizer, sets.train)
+    assert sets.masked_secrets == 4
+    assert AWS_KEY not in text and GITHUB_TOKEN not in text and "ghp_" not in text
+    assert text.count("[SECRET]") == 4 and "nothing to hide" in text
+    again = load_datasets(_cfg(train, mask_secrets=True), tokenizer, seed=SEED)
+    assert again.cache_hit and again.masked_secrets == 4
+
+
+def test_secrets_in_txt_and_custom_replacement(tmp_path: Path, tokenizer: Any) -> None:
+    train = _write(tmp_path / "s.txt", f"KEY={AWS_KEY}\nprint('ok')\n")
+    sets = load_datasets(_cfg(train, mask_secrets=True), tokenizer, seed=SEED, mask_replacement="<redacted>")
+    text = _decoded(tokenizer, sets.train)
+    assert sets.masked_secrets == 1 and AWS_KEY not in text and "KEY=<redacted>" in text
+
+
+def test_masking_can_be_turned_off(tmp_path: Path, tokenizer: Any) -> None:
+    train = _jsonl(tmp_path / "s.jsonl", [{"text": f"id = {AWS_KEY}"}])
+    sets = load_datasets(_cfg(train, mask_secrets=False), tokenizer, seed=SEED)
+    assert sets.masked_secrets == 0 and AWS_KEY in _decoded(tokenizer, sets.train)
+
+
+def test_disabled_secret_filter_never_reuses_masked_cache_entries(tmp_path: Path, tokenizer: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    train = _jsonl(tmp_path / "s.jsonl", [{"text": f"id = {AWS_KEY}"}])
+    cfg = _cfg(train, mask_secrets=True)
+    monkeypatch.setenv("DISABLE_SECRET_FILTER", "1")
+    unmasked = load_datasets(cfg, tokenizer, seed=SEED)
+    assert unmasked.masked_secrets == 0 and AWS_KEY in _decoded(tokenizer, unmasked.train)
+    monkeypatch.delenv("DISABLE_SECRET_FILTER")
+    masked = load_datasets(cfg, tokenizer, seed=SEED)
+    assert not masked.cache_hit and masked.masked_secrets == 1 and AWS_KEY not in _decoded(tokenizer, masked.train)
+
+
+@pytest.mark.parametrize("line", [
+    pytest.param(f'{{"text": "{AWS_KEY}" "x"}}', id="invalid-json"),
+    pytest.param(f'{{"prompt": "{AWS_KEY}"}}', id="missing-field"),
+    pytest.param(f'{{"text": ["{AWS_KEY}"]}}', id="wrong-type"),
+])
+def test_errors_never_quote_the_record(tmp_path: Path, tokenizer: Any, line: str) -> None:
+    path = _write(tmp_path / "bad.jsonl", line + "\n")
+    with pytest.raises(DataError) as info:
+        load_datasets(_cfg(path, mask_secrets=True), tokenizer, seed=SEED)
+    assert AWS_KEY not in str(info.value) and "AKIA" not in str(info.value)
+    assert str(info.value).startswith(f"data file '{path}' line 1: ")

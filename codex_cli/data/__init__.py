@@ -7,6 +7,7 @@ second run with the same file, tokenizer and settings does not tokenize again.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,8 @@ def _load_file(path: Path, key: str, cfg: DataConfig, tokenizer: Any, replacemen
     fmt = detect_format(path, cfg.format, label)
     fields = Fields(cfg.text_field, cfg.prompt_field, cfg.completion_field)
     settings = {"tokenizer": cache.tokenizer_identity(tokenizer), "max_length": cfg.max_length, "format": fmt,
-                "fields": [fields.text, fields.prompt, fields.completion], "mask_secrets": cfg.mask_secrets,
-                "replacement": replacement if cfg.mask_secrets else None}
+                "fields": [fields.text, fields.prompt, fields.completion],
+                "masking": _masking_identity(replacement) if cfg.mask_secrets else None}
     entry = cache.cache_dir(cfg.cache_dir) / f"{cache.cache_key(raw, settings)}.safetensors"
     cached = cache.load(entry)
     if cached is not None:
@@ -93,6 +94,16 @@ def _load_file(path: Path, key: str, cfg: DataConfig, tokenizer: Any, replacemen
         raise DataError(f"cannot write the data cache in '{entry.parent}' ({type(e).__name__}); "
                         "set data.cache_dir to a writable directory") from e
     return encoded, False
+
+
+def _masking_identity(replacement: str) -> str | None:
+    """What decides the masked text: the rules and the replacement (None when DISABLE_SECRET_FILTER is set)."""
+    from codex_cli.masking import secret_filter_disabled
+    from codex_cli.masking.rules import RULES
+
+    if secret_filter_disabled():
+        return None  # masking is off everywhere: the tokens are those of an unmasked run
+    return hashlib.sha256(f"{replacement}\0{RULES!r}".encode("utf-8")).hexdigest()
 
 
 def _split(examples: list[Example], fraction: float, seed: int, label: str) -> tuple[list[Example], list[Example]]:
