@@ -71,9 +71,10 @@ def _mask_stream(name: str, stream: BinaryIO, output: Optional[BinaryIO], replac
             chunk = read(CHUNK_SIZE)
         except OSError as e:
             raise InputError(f"cannot read '{name}': {e.strerror or type(e).__name__}") from e
-        masked = masker.feed(chunk) if chunk else masker.flush()
-        if output is not None and masked:
-            output.write(masked)
+        pieces = masker.feed_pieces(chunk) if chunk else masker.flush_pieces()
+        if output is not None and pieces:
+            for piece in pieces:
+                output.write(piece)
             output.flush()
         if not chunk:
             return masker.count

@@ -1,7 +1,8 @@
 """Find every occurrence of every rule anchor: Hyperscan when installed, else ``bytes.find``.
 
-Both finders return the same complete list (overlapping occurrences included), so the masked
-output never depends on which one ran; ``tests/test_masking_engines.py`` checks that. Hyperscan
+Both return a superset of the positions where a rule can match (every anchor occurrence, or only
+those that Hyperscan's stricter prefilter patterns allow), so the masked output never depends on
+which one ran; ``tests/test_masking_engines.py`` checks that. Hyperscan
 (x86-64 only) makes ``codex mask`` several times faster; set ``CODEX_MASK_ENGINE=python`` to use
 the pure-Python finder, or ``hyperscan`` to require the fast one.
 """
@@ -14,12 +15,13 @@ import threading
 from typing import Callable, Optional
 
 from codex_cli.errors import UsageError
-from codex_cli.masking.rules import ANCHORS, Anchor
+from codex_cli.masking.rules import ANCHORS, HS_PATTERNS, Anchor, HsPattern
 
 ENGINE_ENV = "CODEX_MASK_ENGINE"
-# A finder maps (buffer, start, min_end) to the (position, anchor index) of every anchor occurrence
-# lying in buffer[start:] whose end is beyond min_end, in no particular order.
-Finder = Callable[[bytes, int, int], list[tuple[int, int]]]
+# A finder maps (buffer, min_end) to (anchor start, anchor index) pairs, in no particular order:
+# one for every rule match that may end after min_end (a superset of them; duplicates allowed).
+Finder = Callable[[bytes, int], list[tuple[int, int]]]
+_LOOKBACK = 64  # longer than any anchor or prefilter match
 
 
 def python_finder(anchors: tuple[Anchor, ...] = ANCHORS) -> Finder:
@@ -27,12 +29,12 @@ def python_finder(anchors: tuple[Anchor, ...] = ANCHORS) -> Finder:
     plain = [(i, a.literal) for i, a in enumerate(anchors) if not a.caseless]
     caseless = [(i, a.literal.lower()) for i, a in enumerate(anchors) if a.caseless]
 
-    def find(buf: bytes, start: int, min_end: int) -> list[tuple[int, int]]:
+    def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
-        for groups, hay in ((plain, buf), (caseless, buf.lower() if caseless else buf)):
+        lowered = buf.lower() if caseless else buf
+        for groups, hay in ((plain, buf), (caseless, lowered)):
             for index, literal in groups:
-                first = max(start, min_end - len(literal) + 1)
-                at = hay.find(literal, first)
+                at = hay.find(literal, max(0, min_end - len(literal) + 1))
                 while at >= 0:
                     found.append((at, index))
                     at = hay.find(literal, at + 1)
@@ -41,35 +43,37 @@ def python_finder(anchors: tuple[Anchor, ...] = ANCHORS) -> Finder:
     return find
 
 
-def hyperscan_finder(anchors: tuple[Anchor, ...] = ANCHORS) -> Optional[Finder]:
-    """A Hyperscan literal finder, or None when the ``hyperscan`` package cannot be imported."""
+def hyperscan_finder(patterns: tuple[HsPattern, ...] = HS_PATTERNS) -> Optional[Finder]:
+    """A Hyperscan finder over the stricter prefilter patterns, or None without ``hyperscan``."""
     try:
         import hyperscan
     except ImportError:
         return None
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(
-        expressions=[re.escape(a.literal) for a in anchors],
-        ids=list(range(len(anchors))),
-        elements=len(anchors),
-        flags=[hyperscan.HS_FLAG_CASELESS if a.caseless else 0 for a in anchors],
+        expressions=[p.regex for p in patterns],
+        ids=list(range(len(patterns))),
+        elements=len(patterns),
+        flags=[(hyperscan.HS_FLAG_SOM_LEFTMOST if p.som else 0) | (hyperscan.HS_FLAG_CASELESS if p.caseless else 0)
+               for p in patterns],
     )
     local = threading.local()  # Hyperscan scratch space must not be shared between threads
-    lengths = [len(a.literal) for a in anchors]
+    index = {a.literal: i for i, a in enumerate(ANCHORS)}
+    table = [(index[p.anchor], p.back, p.som) for p in patterns]
 
-    def find(buf: bytes, start: int, min_end: int) -> list[tuple[int, int]]:
+    def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
-        base = start
+        base = max(0, min_end - _LOOKBACK)
 
-        def on_match(index: int, _from: int, to: int, _flags: int, _context: object) -> None:
-            if base + to > min_end:
-                found.append((base + to - lengths[index], index))
+        def on_match(pattern: int, start: int, end: int, _flags: int, _context: object) -> None:
+            if base + end > min_end:
+                anchor, back, som = table[pattern]
+                found.append((base + (start + back if som else end - back), anchor))
 
-        data = buf if start == 0 else buf[start:]
-        if data:
+        if len(buf) > base:
             if not hasattr(local, "scratch"):
                 local.scratch = hyperscan.Scratch(database)
-            database.scan(data, match_event_handler=on_match, scratch=local.scratch)
+            database.scan(memoryview(buf)[base:] if base else buf, match_event_handler=on_match, scratch=local.scratch)
         return found
 
     return find

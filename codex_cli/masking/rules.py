@@ -53,7 +53,8 @@ RULES: tuple[Rule, ...] = (
     Rule("private-key", "private-key", _PEM_HEADER + r"[\s\S]{0,32768}?" + _PEM_FOOTER,
          description="PEM/OpenSSH/PGP private key block, BEGIN to END, across lines"),
     Rule("private-key-unterminated", "private-key",
-         _PEM_HEADER + r"(?:" + _NL + r"(?:[A-Za-z0-9+/=]{1,128}|[A-Za-z-]{1,32}: [^\r\n\\]{0,128})){0,400}",
+         _PEM_HEADER + r"(?:" + _NL + r"(?:[A-Za-z0-9+/=]{1,128}|[A-Za-z-]{1,32}: [^\r\n\\]{0,128})"
+         r"(?=[\r\n]|\\[rn]|\Z)){0,400}",
          description="private key header with no END line: the header and the key lines after it"),
     Rule("openai-api-key", "openai",
          r"(?<![A-Za-z0-9])sk-(?=[%s]{0,300}[0-9])(?=[%s]{0,300}[A-Z])[%s]{20,512}" % ((_TOKEN_CHARS,) * 3),
@@ -101,8 +102,51 @@ ANCHORS: tuple[Anchor, ...] = (
     Anchor(b"eyJ"),
 )
 
-# Bytes to hold back at a stream's end: a partial anchor there may still become a candidate.
-TAIL = max(len(a.literal) + max(a.offsets) for a in ANCHORS) - 1
+
+@dataclass(frozen=True)
+class HsPattern:
+    """A Hyperscan prefilter regex for one anchor, stricter than the bare literal.
+
+    Every match of the anchor's rules contains a match of ``regex`` that locates the anchor:
+    at ``end - back`` or, with ``som`` (start of match), at ``start + back``. ``reach`` is the
+    longest distance from the anchor start to the end of a ``regex`` match.
+    """
+
+    regex: bytes
+    anchor: bytes
+    back: int
+    reach: int
+    som: bool = False
+    caseless: bool = False
+
+
+def _fixed(regex: bytes, anchor: bytes, after: int) -> HsPattern:
+    return HsPattern(regex, anchor, len(anchor) + after, len(anchor) + after)
+
+
+_NOT_ALNUM = b"[^A-Za-z0-9]"
+HS_PATTERNS: tuple[HsPattern, ...] = (
+    _fixed(b"-----BEGIN", b"-----BEGIN", 0),
+    _fixed(_NOT_ALNUM + b"sk-[A-Za-z0-9_-]{20}", b"sk-", 20),
+    *(HsPattern(_NOT_ALNUM + p + b"[A-Z0-9]{0,23}[BDEFHIJKLMOPQRSVWXYZ0-9]", p, 1, 28, som=True)
+      for p in (b"AKIA", b"ASIA", b"ABIA", b"ACCA")),
+    HsPattern(_NOT_ALNUM + b"A3T[A-Z0-9]{0,24}[BDEFHIJKLMOPQRSVWXYZ0-9]", b"A3T", 1, 28, som=True),
+    HsPattern(b"secret[_-]?(?:access[_-]?)?key", b"secret", 0, 17, som=True, caseless=True),
+    _fixed(b"[^A-Za-z0-9_-]AIza[A-Za-z0-9_-]{30}", b"AIza", 30),
+    _fixed(b"private_key", b"private_key", 0),
+    *(_fixed(b"[^A-Za-z0-9_]" + p + b"[A-Za-z0-9]{20}", p, 20) for p in (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_")),
+    _fixed(b"[^A-Za-z0-9_]github_pat_[A-Za-z0-9_]{20}", b"github_pat_", 20),
+    _fixed(_NOT_ALNUM + b"xox[abprse]-", b"xox", 2),
+    _fixed(_NOT_ALNUM + b"xoxe\\.xox[abprse]-", b"xox", 7),
+    _fixed(_NOT_ALNUM + b"xapp-", b"xapp-", 0),
+    _fixed(b"hooks\\.slack\\.com/", b"hooks.slack.com", 1),
+    _fixed(b"[^A-Za-z0-9_-]eyJ[A-Za-z0-9_-]{8}", b"eyJ", 8),
+)
+
+# Bytes to hold back at a stream's end: a partial anchor (or prefilter match) there may still
+# become a candidate once more input arrives.
+TAIL = max(max(len(a.literal) for a in ANCHORS), max(p.reach for p in HS_PATTERNS)) + max(
+    max(a.offsets) for a in ANCHORS) - 1
 # A block candidate whose first bytes are not a private key header is decided after this many.
 PEM_HEADER_REACH = 72
 PEM_HEADER = re.compile(rb"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY")

@@ -19,7 +19,6 @@ from codex_cli.masking.rules import (
     RULES, TAIL, TOKEN, WHITESPACE,
 )
 
-_MAX_LITERAL = max(len(a.literal) for a in ANCHORS)
 _PEM_TERMINATED = "r%d" % next(i for i, r in enumerate(RULES) if r.id == "private-key")
 
 
@@ -51,29 +50,38 @@ class ByteMasker:
         self._replace = [replacement_for(replacement, r.family, typed) for r in RULES]
         self._on_finding = on_finding
         self._track = track_lines or on_finding is not None
-        self._buf = b""
-        self._base = 0  # stream offset of _buf[0]
+        self._buf = b"\n"  # a virtual newline before the stream: "start of line" for every check
+        self._base = -1  # stream offset of _buf[0]
         self._emitted = 0  # stream offset up to which output has been returned
         self._last_end = 0  # stream offset where the last masked secret ended
-        self._scanned = 0  # anchors ending at or before this stream offset are in _pending already
+        self._scanned = -1  # anchors ending at or before this stream offset are in _pending already
         self._pending: dict[int, int] = {}  # candidate stream offset -> strictest kind
-        self._line, self._line_pos, self._line_start = 1, 0, 0
+        self._line, self._line_pos, self._line_start = 1, 0, 0  # lines counted up to _line_pos
         self.count = 0
 
     def feed(self, data: bytes) -> bytes:
         """Add input; return the output that can no longer be part of a secret."""
-        if data:
-            self._buf = self._buf + bytes(data) if self._buf else bytes(data)
-        return self._advance(final=False)
+        return b"".join(self.feed_pieces(data))
 
     def flush(self) -> bytes:
         """End of input: return everything not yet returned, masked."""
+        return b"".join(self.flush_pieces())
+
+    def feed_pieces(self, data: bytes) -> list[memoryview | bytes]:
+        """``feed`` without joining: the output as pieces to write in order (no copy of the input)."""
+        if data:
+            self._buf = self._buf + data
+        return self._advance(final=False)
+
+    def flush_pieces(self) -> list[memoryview | bytes]:
+        """``flush`` without joining."""
         return self._advance(final=True)
 
-    def _advance(self, final: bool) -> bytes:
+    def _advance(self, final: bool) -> list[memoryview | bytes]:
         buf, base = self._buf, self._base
         self._find_candidates(buf, base)
-        pieces: list[bytes] = []
+        view = memoryview(buf)
+        pieces: list[memoryview | bytes] = []
         out = self._emitted - base
         stop = len(buf) if final else max(out, len(buf) - TAIL)
         for c in sorted(self._pending):
@@ -91,21 +99,20 @@ class ByteMasker:
             if match is False or _allowed(buf, local):
                 continue
             start, end = _secret_span(match)
-            pieces.append(buf[out:start])
+            pieces.append(view[out:start])
             pieces.append(self._replace[RULE_BY_GROUP[match.lastgroup][0]])
             self._record(buf, base, match, start, end)
             out = end
             self._last_end = base + end
         if out < stop:
-            pieces.append(buf[out:stop])
+            pieces.append(view[out:stop])
             out = stop
         self._emitted = base + out
         self._trim()
-        return b"".join(pieces)
+        return pieces
 
     def _find_candidates(self, buf: bytes, base: int) -> None:
-        start = max(0, self._scanned - base - _MAX_LITERAL + 1)
-        for at, index in self._finder(buf, start, self._scanned - base):
+        for at, index in self._finder(buf, self._scanned - base):
             anchor = ANCHORS[index]
             for offset in anchor.offsets:
                 c = base + at - offset
