@@ -87,8 +87,10 @@ def write_latest(ckpt_dir: Path, name: str, step: int = 0, epoch: int = 0) -> No
 
 def write_metrics(ckpt_dir: Path, losses: list[float], eval_losses: list[float] = ()) -> None:
     """A metrics.jsonl with one row per step and eval rows at the end of each epoch."""
-    rows = [{"step": i + 1, "epoch": 0, "loss": loss, "lr": 1e-3, "tokens_per_s": 100.0} for i, loss in enumerate(losses)]
-    rows += [{"step": len(losses), "epoch": e + 1, "eval_loss": v, "perplexity": 2.0} for e, v in enumerate(eval_losses)]
+    rows = [{"event": "step", "step": i + 1, "epoch": 1, "loss": loss, "lr": 1e-3, "tokens_per_s": 100.0}
+            for i, loss in enumerate(losses)]
+    rows += [{"event": "epoch_end", "step": len(losses), "epoch": e + 1, "loss": 9.0, "eval_loss": v, "perplexity": 2.0}
+             for e, v in enumerate(eval_losses)]
     (ckpt_dir / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -109,3 +111,58 @@ def _metadata(base_dir: Path, kind: str, step: int, epoch: int, train_loss: floa
         "metrics": {"train_loss": train_loss, "eval_loss": eval_loss, "perplexity": 270.0},
         "parameters": {"trainable": trainable, "total": total},
     }
+
+
+# Runs in a fresh interpreter that never imports codex_cli: plain transformers (and peft) only.
+_PLAIN_LOADER = """
+import json, sys, warnings
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging
+logging.disable_progress_bar()
+torch.set_num_threads(1)
+jobs, prompt = json.loads(sys.argv[1]), sys.argv[2]
+out = {}
+def last_logits(model, tokenizer):
+    with torch.no_grad():
+        return model(**tokenizer(prompt, return_tensors="pt")).logits[0, -1].tolist()
+for key, path in jobs.get("auto", {}).items():
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    out[key] = last_logits(model, AutoTokenizer.from_pretrained(path))
+for key, (base, adapter) in jobs.get("peft", {}).items():
+    from peft import PeftModel
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval()
+    out[key] = last_logits(model, AutoTokenizer.from_pretrained(adapter))
+out["codex_cli imported"] = any(name.startswith("codex_cli") for name in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def plain_transformers_logits(jobs: dict[str, Any], prompt: str, cwd: Path) -> dict[str, Any]:
+    """Last-position logits per job, computed in a subprocess with plain transformers/peft (no codex_cli).
+
+    ``jobs``: {"auto": {key: dir for AutoModelForCausalLM/AutoTokenizer}, "peft": {key: [base_dir, adapter_dir]}}.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", _PLAIN_LOADER, json.dumps(jobs), prompt], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def codex_logits(path: Path, prompt: str) -> list[float]:
+    """Last-position logits of a checkpoint or model loaded by codex the way serve loads it."""
+    import torch
+
+    from codex_cli.checkpoint.inference import load_for_inference
+    from codex_cli.config import ModelConfig
+
+    loaded = load_for_inference(path, ModelConfig())
+    with torch.no_grad():
+        return loaded.model(**loaded.tokenizer(prompt, return_tensors="pt")).logits[0, -1].tolist()

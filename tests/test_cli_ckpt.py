@@ -203,3 +203,4 @@ def test_installed_codex_inspect_load_export(ckpts: Path, tmp_path: Path) -> Non
     proc = run_codex("ckpt", "export", str(ckpts / "epoch-0001"), str(tmp_path / "hf"))
     assert (proc.returncode, proc.stderr.strip()) == (2, f"codex: error: export target '{tmp_path / 'hf'}' already "
                                                          "exists and is not an empty directory; choose a new path")
+

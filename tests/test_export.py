@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from ckpt_fixtures import make_checkpoint
+from ckpt_fixtures import codex_logits, make_checkpoint, plain_transformers_logits
 
 from codex_cli.checkpoint import layout
 from codex_cli.checkpoint.export import export_checkpoint
-from codex_cli.checkpoint.inference import load_for_inference
 from codex_cli.config import ModelConfig
 from codex_cli.errors import CheckpointError, UsageError
 
 PROMPT = "def add(a, b):"
-
-# Runs in a fresh interpreter that never imports codex_cli: plain transformers (and peft) only.
-_LOADER = """
-import json, sys, warnings
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.utils import logging
-logging.disable_progress_bar()
-torch.set_num_threads(1)
-jobs = json.loads(sys.argv[1])
-out = {}
-def last_logits(model, tokenizer):
-    with torch.no_grad():
-        return model(**tokenizer(sys.argv[2], return_tensors="pt")).logits[0, -1].tolist()
-for key, path in jobs["auto"].items():
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
-    out[key] = last_logits(model, AutoTokenizer.from_pretrained(path))
-from peft import PeftModel
-base, adapter = jobs["peft"]
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval()
-out["peft-on-checkpoint"] = last_logits(model, AutoTokenizer.from_pretrained(adapter))
-out["codex_cli imported"] = any(name.startswith("codex_cli") for name in sys.modules)
-print(json.dumps(out))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +23,6 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Pat
     make_checkpoint(tiny_model_dir, root, "epoch-0001", kind="lora", step=4)
     make_checkpoint(tiny_model_dir, root, "epoch-0002", kind="full", step=8, latest=False)
     return root
-
-
-def _codex_logits(path: Path) -> list[float]:
-    import torch
-
-    loaded = load_for_inference(path, ModelConfig())
-    with torch.no_grad():
-        return loaded.model(**loaded.tokenizer(PROMPT, return_tensors="pt")).logits[0, -1].tolist()
 
 
 def test_exports_load_with_plain_transformers(ckpts: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -76,14 +38,10 @@ def test_exports_load_with_plain_transformers(ckpts: Path, tiny_model_dir: Path,
                                         "generation_config.json", "model.safetensors", "tokenizer.json",
                                         "tokenizer_config.json"]
     assert "adapter_config.json" not in results["merged"].files and "model.safetensors" in results["merged"].files
-    jobs = {"auto": {k: r.out for k, r in results.items()}, "peft": [str(tiny_model_dir), str(lora)]}
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", _LOADER, json.dumps(jobs), PROMPT], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    jobs = {"auto": {k: r.out for k, r in results.items()}, "peft": {"peft-on-checkpoint": [str(tiny_model_dir), str(lora)]}}
+    out = plain_transformers_logits(jobs, PROMPT, tmp_path)
     assert out["codex_cli imported"] is False
-    expected_lora, expected_full = _codex_logits(lora), _codex_logits(full)
+    expected_lora, expected_full = codex_logits(lora, PROMPT), codex_logits(full, PROMPT)
     for key in ("adapter", "merged", "peft-on-checkpoint"):
         assert out[key] == pytest.approx(expected_lora, abs=1e-5), key
     assert out["full"] == pytest.approx(expected_full, abs=1e-6)

@@ -147,7 +147,9 @@ def tensor_table(path: Path, files: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def read_metrics(path: Path, until_step: int | None = None) -> Metrics | None:
-    """Training losses and eval losses from metrics.jsonl, or None when there is none.
+    """Per-step training losses and per-epoch eval losses from metrics.jsonl, or None when there is none.
+
+    Rows with an ``event`` other than "step" (such as "epoch_end") do not add to the loss curve.
 
     A line that is not a JSON object (for example the last line cut short by a kill) is counted in
     ``skipped_lines`` rather than aborting the summary.
@@ -168,7 +170,7 @@ def read_metrics(path: Path, until_step: int | None = None) -> Metrics | None:
             continue
         if until_step is not None and (row.get("step") or 0) > until_step:
             continue
-        if isinstance(row.get("loss"), (int, float)):
+        if row.get("event", "step") == "step" and isinstance(row.get("loss"), (int, float)):
             steps.append(row.get("step"))
             losses.append(float(row["loss"]))
         if isinstance(row.get("eval_loss"), (int, float)):
