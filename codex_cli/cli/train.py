@@ -74,7 +74,7 @@ def _render(result: TrainResult) -> None:
 
     table = Table(title="codex train", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     for what, value in _summary_rows(result):
         table.add_row(what, value)
     Console().print(table)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import torch
 
 from codex_cli.checkpoint import store
+from codex_cli.checkpoint.resume import resolve_resume
 from codex_cli.data import collate, load_datasets
 from codex_cli.errors import DataError
 from codex_cli.model import base_identity, load_model
@@ -80,6 +81,7 @@ def train(
     threads_used = configure_threads(threads)
     seed_everything(seed)
     resuming = resume or resume_path is not None
+    checkpoint = resolve_resume(Path(ckpt_cfg.dir), resume_path) if resuming else None  # fail before loading
     notes = [] if resuming else check_fresh_dir(Path(ckpt_cfg.dir))
     loaded = load_model(model_cfg, lora_cfg, gradient_checkpointing=train_cfg.gradient_checkpointing)
     data = load_datasets(data_cfg, loaded.tokenizer, seed=seed, mask_replacement=mask_replacement)
@@ -91,7 +93,7 @@ def train(
                      warmup_ratio=train_cfg.warmup_ratio)
     run = Run(loaded, data, build_optimizer(loaded.model, train_cfg), plan, train_cfg, ckpt_cfg, seed,
               base_identity(model_cfg), run_config, reporter)
-    notes += restore(run, resume_path) if resuming else []
+    notes += restore(run, checkpoint) if checkpoint is not None else []
     _introduce(run, threads_used, [*loaded.notes, *notes])
     if not resuming:
         run.state.initial_eval_loss = _evaluate(run)

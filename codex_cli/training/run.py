@@ -17,7 +17,6 @@ from codex_cli.checkpoint.resume import (
     check_compatible,
     load_checkpoint_for_resume,
     load_weights,
-    resolve_resume,
     restore_rng,
 )
 from codex_cli.errors import CheckpointError
@@ -88,9 +87,8 @@ def check_fresh_dir(ckpt_dir: Path) -> list[str]:
     return []
 
 
-def restore(run: Run, ckpt_path: Optional[Path]) -> list[str]:
-    """Continue ``run`` from a checkpoint: weights, optimizer, counters, data position, then every RNG."""
-    checkpoint = resolve_resume(run.ckpt_dir, ckpt_path)
+def restore(run: Run, checkpoint: Path) -> list[str]:
+    """Continue ``run`` from ``checkpoint``: weights, optimizer, counters, data position, then every RNG."""
     metadata, restored = load_checkpoint_for_resume(checkpoint)
     check_compatible(checkpoint, metadata, run.config, run.base_model)
     if restored.state.data and restored.state.data != run.data_fingerprint():
