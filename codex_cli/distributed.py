@@ -84,17 +84,21 @@ def check_strategy(strategy: str) -> None:
                          "(docs/distributed.md lists the supported strategies)")
 
 
-def backend_for(device_type: str) -> Literal["nccl", "gloo"]:
-    """``nccl`` for CUDA devices, ``gloo`` for everything else."""
-    return "nccl" if device_type == "cuda" else "gloo"
+def backend_for(device: str) -> Literal["nccl", "gloo"]:
+    """``nccl`` for CUDA (``model.device`` cuda, or auto with a GPU present), ``gloo`` for everything else."""
+    on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return "nccl" if on_cuda else "gloo"
 
 
-def init_distributed(device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World:
-    """Join the run's process group (a no-op for a single process) and return this process's World."""
+def init_distributed(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World:
+    """Join the run's process group for ``model.device`` (a no-op for a single process); return this process's World.
+
+    On CUDA each rank first selects its own GPU (LOCAL_RANK), so a later ``.to("cuda")`` lands there.
+    """
     world = detect_world()
     if not world.enabled or dist.is_initialized():
         return world
-    backend = backend_for(device_type)
+    backend = backend_for(device)
     if backend == "nccl":
         if world.local_rank >= torch.cuda.device_count():
             raise UsageError(f"local rank {world.local_rank} has no GPU (this machine has {torch.cuda.device_count()}); "
@@ -106,13 +110,6 @@ def init_distributed(device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> 
         raise DistributedError(f"rank {world.rank} could not join the {backend} process group ({e}); "
                          "check --rdzv-endpoint / MASTER_ADDR and that every node can reach it") from e
     return world
-
-
-def device_for(world: World, device_type: str) -> torch.device:
-    """The device this rank trains on: its own GPU (``cuda:LOCAL_RANK``) on CUDA, the CPU otherwise."""
-    if device_type == "cuda":
-        return torch.device("cuda", world.local_rank)
-    return torch.device(device_type)
 
 
 def shutdown() -> None:
@@ -147,13 +144,17 @@ def broadcast_object(value: Any, src: int = 0) -> Any:
 
 
 def all_reduce_sum(value: float) -> float:
-    """The sum of ``value`` over all ranks, in float64 (ints stay exact up to 2**53)."""
+    """The sum of ``value`` over all ranks (see :func:`all_reduce_sums`)."""
+    return all_reduce_sums(value)[0]
+
+
+def all_reduce_sums(*values: float) -> tuple[float, ...]:
+    """Each value summed over all ranks in one all-reduce, in float64 (ints stay ints, exact up to 2**53)."""
     if not dist.is_initialized():
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=_collective_device())
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=_collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    total = tensor.item()
-    return int(total) if isinstance(value, int) else total
+    return tuple(int(total) if isinstance(value, int) else total for value, total in zip(values, tensor.tolist()))
 
 
 def any_rank(flag: bool) -> bool:

@@ -134,8 +134,11 @@ def test_world_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_backend_follows_the_device() -> None:
+    import torch
+
     assert distributed.backend_for("cuda") == "nccl"
     assert distributed.backend_for("cpu") == "gloo"
+    assert distributed.backend_for("auto") == ("nccl" if torch.cuda.is_available() else "gloo")
 
 
 def test_unsupported_strategy_is_refused() -> None:
@@ -213,3 +216,129 @@ def test_a_dead_rank_stops_the_whole_launch_with_its_name(tmp_path: Path) -> Non
     assert last.endswith(") in a 2-process run, so every rank was stopped; see its output above "
                          "(add --debug for tracebacks)")
     assert not (tmp_path / "out.json").exists()
+
+
+# --- codex train on 2 processes: equivalence, rank-0 writes, resume across world sizes, failures ---------------
+#
+# One process with batch 4 and two with batch 2 (grad_accum 2 in both: no_sync is exercised) train the tiny
+# model fully (Llama has no dropout) on 37 examples: 10 global micro-batches, 5 optimizer steps, the last
+# micro-batch holding 1 example, so rank 1 trains on a stand-in there.
+
+RUN_TIMEOUT_S = 180
+STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import build_tiny_model
+    from training_support import write_jsonl
+
+    root = tmp_path_factory.mktemp("dist")
+    build_tiny_model(root / "model")
+    write_jsonl(root / "train.jsonl", [f"def g{i}(x):\n    return x - {i} * {i % 5}\n" for i in range(37)])
+    write_jsonl(root / "eval.jsonl", [f"def h{i}(y):\n    return y + {i}\n" for i in range(6)])
+    return root
+
+
+def _train_args(root: Path, ckpt: str, batch: int) -> list[str]:
+    return ["train", "--quiet", f"model.name={root / 'model'}", f"data.train={root / 'train.jsonl'}",
+            f"data.eval={root / 'eval.jsonl'}", f"checkpoint.dir={root / ckpt}", f"train.batch_size={batch}",
+            "train.grad_accum=2", "train.epochs=1", "checkpoint.every_steps=2", "lora.enabled=false",
+            "data.mask_secrets=false", "threads=1"]
+
+
+def _codex(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    from conftest import run_codex
+
+    return run_codex(*args, cwd=root, env={"OMP_NUM_THREADS": "1", **(env or {})}, timeout=RUN_TIMEOUT_S)
+
+
+def _torchrun_codex(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return _torchrun("-m", "codex_cli", *args, env=_env(OMP_NUM_THREADS="1"))
+
+
+@pytest.fixture(scope="module")
+def one_proc(workdir: Path) -> Path:
+    result = _codex(workdir, *_train_args(workdir, "one", batch=4))
+    assert result.returncode == 0, result.stderr
+    return workdir / "one"
+
+
+@pytest.fixture(scope="module")
+def two_proc(workdir: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    result = _torchrun_codex(workdir, *_train_args(workdir, "two", batch=2))
+    assert result.returncode == 0, result.stderr
+    return workdir / "two", result
+
+
+def _steps(ckpt_dir: Path) -> list[dict]:
+    from training_support import metrics
+
+    return [m for m in metrics(ckpt_dir) if m["event"] == "step"]
+
+
+def _assert_weights_close(a: Path, b: Path) -> None:
+    import torch
+    from training_support import tensors
+
+    left, right = tensors(a / "model.safetensors"), tensors(b / "model.safetensors")
+    assert sorted(left) == sorted(right)
+    for name in left:
+        torch.testing.assert_close(left[name], right[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_two_processes_match_one_process_with_the_global_batch(one_proc: Path, two_proc: tuple) -> None:
+    two, _ = two_proc
+    single, double = _steps(one_proc), _steps(two)
+    assert [m["step"] for m in double] == [m["step"] for m in single] == list(range(1, STEPS + 1))
+    assert [m["loss"] for m in double] == pytest.approx([m["loss"] for m in single], rel=1e-4)
+    assert [m["tokens_seen"] for m in double] == [m["tokens_seen"] for m in single]
+    _assert_weights_close(one_proc / "epoch-0001", two / "epoch-0001")
+
+
+def test_only_rank_0_writes(one_proc: Path, two_proc: tuple) -> None:
+    two, result = two_proc
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one_proc.iterdir())
+    assert len((two / "metrics.jsonl").read_text().splitlines()) == len((one_proc / "metrics.jsonl").read_text().splitlines())
+    # --quiet prints the checkpoint path once: rank 1 prints nothing
+    assert result.stdout.strip().splitlines()[-1:] == [str(two / "epoch-0001")]
+    assert result.stdout.count(str(two / "epoch-0001")) == 1
+
+
+def test_a_two_process_checkpoint_resumes_in_one_process(workdir: Path, one_proc: Path, two_proc: tuple) -> None:
+    two, _ = two_proc
+    result = _codex(workdir, *_train_args(workdir, "two-then-one", batch=4), "--resume", str(two / "step-00000002"))
+    assert result.returncode == 0, result.stderr
+    _assert_weights_close(one_proc / "epoch-0001", workdir / "two-then-one" / "epoch-0001")
+    assert [m["step"] for m in _steps(workdir / "two-then-one")] == [3, 4, 5]
+
+
+def test_a_one_process_checkpoint_resumes_on_two_with_nproc(workdir: Path, one_proc: Path) -> None:
+    args = [*_train_args(workdir, "one-then-two", batch=2), "--nproc", "2", "--resume", str(one_proc / "step-00000004")]
+    result = _codex(workdir, *args)
+    assert result.returncode == 0, result.stderr
+    _assert_weights_close(one_proc / "epoch-0001", workdir / "one-then-two" / "epoch-0001")
+    resumed = _steps(workdir / "one-then-two")
+    assert [m["step"] for m in resumed] == [5]
+    assert resumed[0]["loss"] == pytest.approx(_steps(one_proc)[-1]["loss"], rel=1e-4)
+
+
+def test_a_world_size_that_changes_the_batch_per_step_is_explained(workdir: Path, two_proc: tuple) -> None:
+    two, _ = two_proc
+    result = _codex(workdir, *_train_args(workdir, "mismatch", batch=2), "--resume", str(two / "step-00000002"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"codex: error: cannot resume from '{two / 'step-00000002'}': it was trained with 8 examples per optimizer "
+        "step (2 processes x batch_size 2 x grad_accum 2) but this run has 4 (1 process x batch_size 2 x "
+        "grad_accum 2); set train.batch_size so that processes x batch_size x grad_accum = 8"
+    )
+
+
+def test_a_rank_that_dies_stops_codex_train_nproc(workdir: Path) -> None:
+    args = [*_train_args(workdir, "killed", batch=2), "--nproc", "2"]
+    result = _codex(workdir, *args, env={"CODEX_TEST_EXIT_AT": "1:3"})
+    assert result.returncode == distributed.FAULT_EXIT_CODE
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("codex: error: rank 1 exited with code 17 (pid ")
+    assert last.endswith("in a 2-process run, so every rank was stopped; see its output above (add --debug for tracebacks)")
+    assert not (workdir / "killed" / "epoch-0001").exists()
