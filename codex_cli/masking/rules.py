@@ -145,8 +145,8 @@ HS_PATTERNS: tuple[HsPattern, ...] = (
 
 # Bytes to hold back at a stream's end: a partial anchor (or prefilter match) there may still
 # become a candidate once more input arrives.
-TAIL = max(max(len(a.literal) for a in ANCHORS), max(p.reach for p in HS_PATTERNS)) + max(
-    max(a.offsets) for a in ANCHORS) - 1
+_OFFSETS = {a.literal: max(a.offsets) for a in ANCHORS}
+TAIL = max([len(a.literal) + max(a.offsets) for a in ANCHORS] + [p.reach + _OFFSETS[p.anchor] for p in HS_PATTERNS]) - 1
 # A block candidate whose first bytes are not a private key header is decided after this many.
 PEM_HEADER_REACH = 72
 PEM_HEADER = re.compile(rb"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY")

@@ -1,0 +1,133 @@
+"""Property tests: both prefilter engines and any chunking give exactly one full regex scan's output."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codex_cli.masking.prefilter import hyperscan_finder, python_finder
+from codex_cli.masking.rules import ALLOW_MARKER, ALLOW_REACH, COMBINED
+from codex_cli.masking.stream import ByteMasker
+
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ALNUM = string.ascii_letters + string.digits
+B64URL = ALNUM + "_-"
+SECRET_CHARS = "BDEFHIJKLMOPQRSVWXYZ0-9"
+
+
+def _s(chars: str, n: int, m: int | None = None) -> st.SearchStrategy[str]:
+    return st.text(alphabet=chars, min_size=n, max_size=m or n)
+
+
+def _pem(kind: str) -> st.SearchStrategy[str]:
+    lines = st.lists(_s(ALNUM + "+/", 1, 64), min_size=1, max_size=4)
+    return lines.map(lambda ls: f"-----BEGIN {kind}PRIVATE KEY-----\n" + "\n".join(ls) + f"\n-----END {kind}PRIVATE KEY-----")
+
+
+# (context, secret): the context stays, the secret must be masked (a closing quote after it stays too).
+SECRETS = st.one_of(
+    st.tuples(_s(ALNUM, 20), _s(ALNUM, 20)).map(lambda t: ("", f"sk-{t[0]}T3BlbkFJ{t[1]}")),
+    st.tuples(st.sampled_from(["proj", "svcacct", "admin"]), _s(B64URL, 58, 74), _s(B64URL, 58, 74)).map(
+        lambda t: ("", f"sk-{t[0]}-{t[1]}T3BlbkFJ{t[2]}")),
+    st.tuples(st.sampled_from(["AKIA", "ASIA", "ABIA", "ACCA", "A3TX"]), _s("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 15, 19),
+              st.sampled_from(SECRET_CHARS)).map(lambda t: ("", t[0] + t[1] + t[2])),
+    st.tuples(st.sampled_from(["aws_secret_access_key = ", "AWS_SECRET_ACCESS_KEY=", '"SecretAccessKey": "']),
+              _s(ALNUM + "/+", 40)).map(lambda t: t),
+    _s(B64URL, 35).map(lambda b: ("", "AIza" + b)),
+    _s(ALNUM + "+/", 16, 200).map(lambda b: ('"private_key": "', "-----BEGIN PRIVATE KEY-----\\n" + b + '"')),
+    st.tuples(st.sampled_from("pousr"), _s(ALNUM, 36)).map(lambda t: ("", f"gh{t[0]}_{t[1]}")),
+    st.tuples(_s(ALNUM, 22), _s(ALNUM, 59)).map(lambda t: ("", f"github_pat_{t[0]}_{t[1]}")),
+    st.tuples(st.sampled_from(["xoxb", "xoxp", "xoxa", "xoxr", "xoxs", "xoxe", "xoxe.xoxp", "xapp"]),
+              _s(string.digits, 10, 13), _s(ALNUM + "-", 0, 30)).map(lambda t: ("", f"{t[0]}-{t[1]}-{t[2]}")),
+    st.tuples(_s(ALNUM, 8, 10), _s(ALNUM, 24)).map(lambda t: ("", f"https://hooks.slack.com/services/T{t[0]}/B{t[0]}/{t[1]}")),
+    st.tuples(_s(B64URL, 10, 40), _s(B64URL, 10, 80), _s(B64URL, 0, 43)).map(
+        lambda t: ("", f"eyJ{t[0]}.eyJ{t[1]}.{t[2]}")),
+    st.sampled_from(["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "]).flatmap(_pem).map(lambda p: ("", p)),
+)
+SEPARATORS = st.sampled_from([" ", "\n", "\t", ", ", ";", "(", ")", "\r\n", "\"\n"])
+FILLER = _s(string.ascii_lowercase + string.digits + " \néü", 0, 30)
+FRAGMENTS = [
+    b"sk-", b"AKIA", b"ASIA", b"ACCA", b"A3T", b"secret", b"SECRET_ACCESS_KEY", b"aws_", b"AIza", b"private_key",
+    b'"', b"'", b": ", b" = ", b"=", b"ghp_", b"github_pat_", b"xox", b"xoxb-", b"xoxe.", b"xapp-",
+    b"hooks.slack.com/services/", b"https://", b"-----BEGIN", b" RSA PRIVATE KEY-----", b"-----END RSA PRIVATE KEY-----",
+    b"eyJ", b".", b"\n", b"\r\n", b"\\n", b" ", ALLOW_MARKER, b"A1b2C3d4E5f6G7h8", b"ABCDEFGHIJKLMNOP", b"0123456789",
+    b"\xff\xfe", b"\x00", "é".encode(),
+]
+ANCHOR_SOUP = st.lists(
+    st.one_of(st.sampled_from(FRAGMENTS), SECRETS.map(lambda s: (s[0] + s[1]).encode()), st.binary(max_size=6)),
+    max_size=40).map(b"".join)
+
+
+def reference_mask(data: bytes, replacement: bytes = b"[SECRET]") -> bytes:
+    """One full regex scan (no prefilter, no streaming): the behaviour every engine must reproduce."""
+    buf = b"\n" + data
+    out, pos, last = [], 1, 1
+    while (m := COMBINED.search(buf, pos)) is not None:
+        c = m.start()
+        lo = max(0, c - ALLOW_REACH)
+        nl = buf.rfind(b"\n", lo, c)
+        line_start = nl + 1 if nl >= 0 else lo
+        line_end = buf.find(b"\n", c, c + ALLOW_REACH)
+        if ALLOW_MARKER in buf[line_start:line_end if line_end >= 0 else c + ALLOW_REACH]:
+            pos = c + 1
+            continue
+        group = "s" + m.lastgroup[1:]
+        start, end = m.span(group) if group in COMBINED.groupindex and m.start(group) >= 0 else m.span()
+        out += [buf[last:start], replacement]
+        last = pos = end
+    out.append(buf[last:])
+    return b"".join(out)
+
+
+def masked_with(data: bytes, finder, cuts: list[int] = (), masker: ByteMasker | None = None) -> bytes:
+    masker = masker or ByteMasker(finder=finder)
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    out = [masker.feed(data[a:b]) for a, b in zip(bounds, bounds[1:])]
+    return b"".join(out) + masker.flush()
+
+
+PY = python_finder()
+HS_FINDER = hyperscan_finder()
+
+
+@PROPERTY
+@given(ANCHOR_SOUP)
+def test_python_engine_equals_a_full_regex_scan(data: bytes) -> None:
+    assert masked_with(data, PY) == reference_mask(data)
+
+
+@PROPERTY
+@given(ANCHOR_SOUP, st.lists(st.integers(min_value=0), max_size=8))
+def test_hyperscan_engine_equals_python_engine(data: bytes, cuts: list[int]) -> None:
+    hs = HS_FINDER or pytest.skip("hyperscan is not installed")
+    assert masked_with(data, hs, cuts) == masked_with(data, PY)
+
+
+@PROPERTY
+@given(ANCHOR_SOUP, st.lists(st.integers(min_value=0), max_size=12))
+def test_chunking_never_changes_the_output(data: bytes, cuts: list[int]) -> None:
+    assert masked_with(data, PY, cuts) == masked_with(data, PY)
+
+
+@PROPERTY
+@given(st.lists(st.tuples(FILLER, SEPARATORS, SECRETS, SEPARATORS), min_size=1, max_size=6), FILLER,
+       st.lists(st.integers(min_value=0), max_size=6))
+def test_generated_secrets_never_survive(parts: list, tail: str, cuts: list[int]) -> None:
+    text = "".join(f + a + ctx + secret + b for f, a, (ctx, secret), b in parts) + tail
+    data = text.encode()
+    masker = ByteMasker(finder=HS_FINDER or PY)
+    out = masked_with(data, None, cuts, masker)
+    for _, _, (_, secret), _ in parts:
+        assert secret.rstrip('"').encode() not in out
+    assert out.count(b"[SECRET]") == masker.count == len(parts)
+
+
+@PROPERTY
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=0), max_size=6))
+def test_input_without_secrets_comes_out_byte_for_byte(data: bytes, cuts: list[int]) -> None:
+    if COMBINED.search(b"\n" + data) is None:
+        assert masked_with(data, PY, cuts) == data
+
