@@ -1,0 +1,189 @@
+"""Training throughput: `codex train`'s loop vs transformers' Trainer + peft vs a minimal hand-written loop.
+
+Same model (codex-tiny unless --model), same tokenized data (the bundled set unless --data), same batch
+order, batch size, accumulation, LoRA settings, learning rate, steps and threads. Each implementation
+runs in its own process (so peak RSS is its own), the runs are interleaved so machine noise hits all
+alike, and the median tokens/s (non-padding input tokens per second of the training loop, model
+loading excluded) is compared. Targets: codex >= 1.0x Trainer and >= 0.95x the hand-written loop.
+
+    python benchmarks/train_throughput.py [--steps 30] [--runs 3] [--threads 1] [--batch-size 8] [--grad-accum 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+IMPLEMENTATIONS = ("codex", "trainer", "manual")
+
+
+def _config(args: argparse.Namespace, ckpt_dir: str):
+    from codex_cli.config import load_config
+
+    overrides = [f"model.name={args.model}", f"threads={args.threads}", "lora.enabled=true",
+                 f"train.batch_size={args.batch_size}", f"train.grad_accum={args.grad_accum}",
+                 f"train.max_steps={args.steps}", f"checkpoint.dir={ckpt_dir}", "train.scheduler=constant"]
+    if args.data:
+        overrides.append(f"data.train={args.data}")
+    return load_config(None, overrides)
+
+
+def _setup(cfg):
+    """Model, data and the batches of codex's first epoch, built by codex for every implementation."""
+    from codex_cli.data import collate, load_datasets
+    from codex_cli.model import load_model
+    from codex_cli.runtime import configure_threads, seed_everything
+    from codex_cli.training.batches import epoch_windows
+
+    configure_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    loaded = load_model(cfg.model, cfg.lora)
+    data = load_datasets(cfg.data, loaded.tokenizer, seed=cfg.seed, mask_replacement=cfg.mask.replacement)
+    windows = epoch_windows(len(data.train), batch_size=cfg.train.batch_size, grad_accum=cfg.train.grad_accum,
+                            seed=cfg.seed, epoch=0)
+    if len(windows) < cfg.train.max_steps:
+        sys.exit(f"the data has {len(windows)} steps per epoch; pass --steps {len(windows)} or fewer")
+    pad = loaded.tokenizer.pad_token_id
+    batches = [collate([data.train[i] for i in batch], pad) for window in windows[:cfg.train.max_steps] for batch in window]
+    return loaded, data, batches
+
+
+def _run_codex(cfg) -> dict:
+    from codex_cli.training import train
+
+    train(cfg.model, cfg.lora, cfg.data, cfg.train, cfg.checkpoint, seed=cfg.seed, threads=cfg.threads,
+          mask_replacement=cfg.mask.replacement, run_config=cfg.redacted_dict())
+    lines = [json.loads(line) for line in (Path(cfg.checkpoint.dir) / "metrics.jsonl").read_text().splitlines()]
+    last = [m for m in lines if m["event"] == "step"][-1]
+    return {"tokens_per_s": last["tokens_per_s"], "steps": last["step"]}
+
+
+def _run_manual(cfg) -> dict:
+    import torch
+
+    loaded, _, batches = _setup(cfg)
+    model = loaded.model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    accum = cfg.train.grad_accum
+    tokens, start = 0, time.perf_counter()
+    for i, batch in enumerate(batches):
+        loss = model(**batch).loss / accum
+        loss.backward()
+        tokens += int(batch["attention_mask"].sum())
+        if (i + 1) % accum == 0 or i + 1 == len(batches):
+            torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    return {"tokens_per_s": tokens / (time.perf_counter() - start), "steps": cfg.train.max_steps}
+
+
+def _run_trainer(cfg) -> dict:
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from codex_cli.data import collate
+
+    loaded, data, batches = _setup(cfg)
+    order = [ex for batch in _epoch_batches(cfg, data) for ex in batch]
+    pad = loaded.tokenizer.pad_token_id
+
+    class InOrder(Trainer):  # the same batch order as codex and the manual loop
+        def _get_train_sampler(self, *args, **kwargs):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
+
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(output_dir=out, per_device_train_batch_size=cfg.train.batch_size,
+                                  gradient_accumulation_steps=cfg.train.grad_accum, learning_rate=cfg.train.lr,
+                                  max_steps=cfg.train.max_steps, lr_scheduler_type="constant", max_grad_norm=cfg.train.grad_clip,
+                                  weight_decay=cfg.train.weight_decay, save_strategy="no", eval_strategy="no",
+                                  report_to=[], logging_strategy="no", disable_tqdm=True, use_cpu=True,
+                                  dataloader_num_workers=0, seed=cfg.seed, remove_unused_columns=False)
+        trainer = InOrder(model=loaded.model, args=targs, train_dataset=order,
+                          data_collator=lambda rows: collate(rows, pad))
+        start = time.perf_counter()
+        trainer.train()
+        elapsed = time.perf_counter() - start
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    return {"tokens_per_s": tokens / elapsed, "steps": cfg.train.max_steps}
+
+
+def _epoch_batches(cfg, data) -> list[list]:
+    """The examples of codex's first epoch in codex's order, grouped by micro-batch."""
+    from codex_cli.training.batches import epoch_windows
+
+    windows = epoch_windows(len(data.train), batch_size=cfg.train.batch_size, grad_accum=cfg.train.grad_accum,
+                            seed=cfg.seed, epoch=0)
+    return [[data.train[i] for i in batch] for window in windows for batch in window]
+
+
+def _worker(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as ckpt:
+        cfg = _config(args, str(Path(ckpt) / "ck"))
+        result = {"codex": _run_codex, "trainer": _run_trainer, "manual": _run_manual}[args.worker](cfg)
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=IMPLEMENTATIONS)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--model", default="codex-tiny")
+    parser.add_argument("--data", default=None)
+    args = parser.parse_args()
+    if args.worker:
+        return _worker(args)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    results: dict[str, list[float]] = {impl: [] for impl in IMPLEMENTATIONS}
+    rss: dict[str, float] = {impl: 0.0 for impl in IMPLEMENTATIONS}
+    for _ in range(args.runs):
+        for impl in IMPLEMENTATIONS:
+            result, peak = _run_measured(args, impl)
+            results[impl].append(result["tokens_per_s"])
+            rss[impl] = max(rss[impl], peak)
+    _report(args, results, rss)
+
+
+def _run_measured(args: argparse.Namespace, impl: str) -> tuple[dict, float]:
+    cmd = [sys.executable, __file__, "--worker", impl, "--steps", str(args.steps), "--threads", str(args.threads),
+           "--batch-size", str(args.batch_size), "--grad-accum", str(args.grad_accum), "--model", args.model]
+    if args.data:
+        cmd += ["--data", args.data]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"{impl} failed ({code}):\n{err.decode(errors='replace')[-3000:]}")
+    return json.loads(out.decode().strip().splitlines()[-1]), usage.ru_maxrss / 1024
+
+
+def _report(args: argparse.Namespace, results: dict[str, list[float]], rss: dict[str, float]) -> None:
+    import torch
+
+    median = {impl: statistics.median(values) for impl, values in results.items()}
+    print(f"train throughput: {args.model}, LoRA, batch {args.batch_size} x accum {args.grad_accum}, {args.steps} steps, "
+          f"median of {args.runs} interleaved runs, torch threads {args.threads}, torch {torch.__version__}, "
+          f"{os.cpu_count()} cpus")
+    print(f"{'implementation':<26} {'tokens/s':>10} {'codex ratio':>12} {'peak RSS MB':>12}")
+    names = {"codex": "codex train (loop)", "trainer": "transformers Trainer+peft", "manual": "hand-written loop"}
+    for impl in IMPLEMENTATIONS:
+        ratio = median["codex"] / median[impl]
+        print(f"{names[impl]:<26} {median[impl]:>10,.0f} {ratio:>11.2f}x {rss[impl]:>12,.0f}")
+    print(f"targets: codex/Trainer >= 1.00x (got {median['codex'] / median['trainer']:.2f}x), "
+          f"codex/hand-written >= 0.95x (got {median['codex'] / median['manual']:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
