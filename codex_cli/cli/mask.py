@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
-import click
 import typer
 
 from codex_cli.cli.options import ConfigOption, resolve_config
 
 if TYPE_CHECKING:
     from codex_cli.masking.files import FileFinding
+
+BROKEN_PIPE_EXIT = 141  # the shell convention for a writer whose reader closed the pipe (128 + SIGPIPE)
 
 
 def mask(
@@ -30,11 +33,16 @@ def mask(
     from codex_cli.masking.files import mask_files, open_inputs
 
     disabled = secret_filter_disabled()
-    inputs = open_inputs([str(f) for f in files or []], click.get_binary_stream("stdin"))
+    inputs = open_inputs([str(f) for f in files or []], sys.stdin.buffer)
     if disabled:
         typer.echo("codex: secret filter disabled (DISABLE_SECRET_FILTER=1); input is copied unmasked", err=True)
-    output = None if check else click.get_binary_stream("stdout")
-    found = mask_files(inputs, output, cfg.replacement, cfg.typed, _print_json if report == "json" else None, disabled)
+    output = None if check else sys.stdout.buffer
+    try:
+        found = mask_files(inputs, output, cfg.replacement, cfg.typed, _print_json if report == "json" else None,
+                           disabled)
+    except BrokenPipeError:  # the reader went away (codex mask big.log | head): stop quietly, like cat
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(BROKEN_PIPE_EXIT) from None
     if check and found:
         raise typer.Exit(1)
 
