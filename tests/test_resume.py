@@ -169,3 +169,37 @@ def test_optimizer_and_counters_round_trip(tmp_path: Path) -> None:
     for index, values in opt.state_dict()["state"].items():
         for name, value in values.items():
             assert torch.equal(fresh.state_dict()["state"][index][name], value)
+
+
+def test_resuming_an_older_checkpoint_rewinds_latest_and_replaces_newer_ones(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl")
+    cfg = make_config(tiny_model_dir, data, tmp_path / "ck", "train.max_steps=4", "checkpoint.every_steps=2")
+    run_training(cfg)
+    before = (tmp_path / "ck" / "step-00000004" / "model.safetensors").read_bytes()
+    result = run_training(cfg, resume_path=tmp_path / "ck" / "step-00000002")
+    assert (result.steps_this_run, result.checkpoints_written) == (2, ("step-00000004",))
+    assert store.read_latest_name(tmp_path / "ck") == "step-00000004"
+    assert (tmp_path / "ck" / "step-00000004" / "model.safetensors").read_bytes() == before  # same config, same bits
+
+
+def test_resuming_into_a_dir_that_holds_another_run_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl")
+    for name in ("a", "b"):
+        run_training(make_config(tiny_model_dir, data, tmp_path / name, "train.max_steps=1"))
+    with pytest.raises(CheckpointError) as info:
+        run_training(make_config(tiny_model_dir, data, tmp_path / "b", "train.max_steps=2"),
+                     resume_path=tmp_path / "a")
+    assert str(info.value) == (
+        f"cannot resume '{tmp_path / 'a' / 'step-00000001'}' into checkpoint.dir '{tmp_path / 'b'}': it already holds "
+        "another run (latest.json names 'step-00000001'); set checkpoint.dir to the checkpoint's directory or an empty one"
+    )
+
+
+def test_resuming_a_finished_run_trains_nothing_and_writes_nothing(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl")
+    cfg = make_config(tiny_model_dir, data, tmp_path / "ck", "train.max_steps=2")
+    run_training(cfg)
+    lines = (tmp_path / "ck" / "metrics.jsonl").read_text()
+    result = run_training(cfg, resume=True)
+    assert (result.steps_this_run, result.checkpoints_written, result.global_step) == (0, (), 2)
+    assert (tmp_path / "ck" / "metrics.jsonl").read_text() == lines

@@ -112,6 +112,8 @@ def _fit(run: Run, stop: StopRequest) -> bool:
     cfg, state = run.train_cfg, run.state
     run.loaded.model.train()  # from_pretrained returns eval mode; dropout must be on while training
     for epoch in range(state.epoch, cfg.epochs):
+        if state.global_step >= run.plan.total_steps:  # resumed a run that already reached max_steps
+            break
         windows = epoch_windows(len(run.data.train), batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
                                 seed=run.seed, epoch=epoch)
         while state.step_in_epoch < len(windows) and state.global_step < run.plan.total_steps:

@@ -96,12 +96,13 @@ def restore(run: Run, checkpoint: Path) -> list[str]:
             f"cannot resume from '{checkpoint}': the training data changed ({_counts(run.data_fingerprint())} now, "
             f"{_counts(restored.state.data)} in the checkpoint); resume with the same data files"
         )
+    notes = _adopt(run.ckpt_dir, checkpoint, restored.state)
     load_weights(run.loaded.model, checkpoint, metadata["kind"])
     run.optimizer.load_state_dict(restored.optimizer)
     run.state = restored.state
     run.resumed_from = checkpoint
     run.last_checkpoint = checkpoint
-    notes = [f"resuming from {checkpoint} (epoch {run.state.epoch}, step {run.state.global_step})"]
+    notes.insert(0, f"resuming from {checkpoint} (epoch {run.state.epoch}, step {run.state.global_step})")
     if run.state.schedule and run.state.schedule != run.plan.to_dict():
         notes.append(f"the run now has {run.plan.total_steps} steps (was {run.state.schedule.get('total_steps')}): "
                      "the learning-rate schedule is recomputed over the new total")
@@ -110,6 +111,22 @@ def restore(run: Run, checkpoint: Path) -> list[str]:
         notes.append(f"dropped {dropped} metrics.jsonl lines logged after step {run.state.global_step} (not checkpointed)")
     restore_rng(restored.rng_tensors, restored.rng_json)  # last: building the model above consumed RNG
     return notes
+
+
+def _adopt(ckpt_dir: Path, checkpoint: Path, state: TrainState) -> list[str]:
+    """Make ``checkpoint`` the latest of ``ckpt_dir`` before training on from it (rewinding if it is older)."""
+    latest = store.read_latest_name(ckpt_dir)
+    if checkpoint.resolve().parent != ckpt_dir.resolve():
+        if latest is not None:
+            raise CheckpointError(
+                f"cannot resume '{checkpoint}' into checkpoint.dir '{ckpt_dir}': it already holds another run "
+                f"({LATEST_FILE} names '{latest}'); set checkpoint.dir to the checkpoint's directory or an empty one"
+            )
+        return []
+    if latest == checkpoint.name:
+        return []
+    store.write_latest(ckpt_dir, checkpoint.name, global_step=state.global_step, epoch=state.epoch)
+    return [f"rewound {LATEST_FILE} from {latest} to {checkpoint.name}; later checkpoints are replaced as the run reaches them"]
 
 
 def save(run: Run, reason: str, *, eval_loss: Optional[float] = None) -> Path:
