@@ -25,22 +25,45 @@ _LOOKBACK = 64  # longer than any anchor or prefilter match
 
 
 def python_finder(anchors: tuple[Anchor, ...] = ANCHORS) -> Finder:
-    """The pure-Python finder: one ``bytes.find`` loop per anchor (on a lowered copy if caseless)."""
-    plain = [(i, a.literal) for i, a in enumerate(anchors) if not a.caseless]
-    caseless = [(i, a.literal.lower()) for i, a in enumerate(anchors) if a.caseless]
+    """The pure-Python finder: one pass per first byte of the anchors (``bytes.find`` or ``re``)."""
+    passes = [_pass(group) for group in _by_first_byte(anchors).values()]
 
     def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
-        lowered = buf.lower() if caseless else buf
-        for groups, hay in ((plain, buf), (caseless, lowered)):
-            for index, literal in groups:
-                at = hay.find(literal, max(0, min_end - len(literal) + 1))
-                while at >= 0:
-                    found.append((at, index))
-                    at = hay.find(literal, at + 1)
+        lowered = buf.lower()
+        for caseless, lookup, literal, regex in passes:
+            hay = lowered if caseless else buf
+            start = max(0, min_end - len(literal) + 1)
+            if regex is not None:  # anchors sharing a first byte: one regex pass instead of several finds
+                found.extend((m.start(), lookup[m.group()]) for m in regex.finditer(hay, max(0, min_end - _LOOKBACK))
+                             if m.end() > min_end)
+                continue
+            at = hay.find(literal, start)
+            while at >= 0:
+                found.append((at, lookup[literal]))
+                at = hay.find(literal, at + 1)
         return found
 
     return find
+
+
+def _by_first_byte(anchors: tuple[Anchor, ...]) -> dict[tuple[bool, bytes], list[tuple[int, bytes]]]:
+    groups: dict[tuple[bool, bytes], list[tuple[int, bytes]]] = {}
+    for i, a in enumerate(anchors):
+        literal = a.literal.lower() if a.caseless else a.literal
+        groups.setdefault((a.caseless, literal[:1]), []).append((i, literal))
+    return groups
+
+
+def _pass(group: list[tuple[int, bytes]]) -> tuple[bool, dict[bytes, int], bytes, Optional[re.Pattern[bytes]]]:
+    # finditer skips an occurrence overlapping the previous one; harmless, since every rule behind
+    # a grouped anchor requires a non-alphanumeric byte right before it (the property tests check).
+    lookup = {literal: i for i, literal in group}
+    caseless = ANCHORS[group[0][0]].caseless
+    if len(group) == 1:
+        return caseless, lookup, group[0][1], None
+    literals = sorted(lookup, key=len, reverse=True)
+    return caseless, lookup, b"", re.compile(b"|".join(re.escape(x) for x in literals))
 
 
 def hyperscan_finder(patterns: tuple[HsPattern, ...] = HS_PATTERNS) -> Optional[Finder]:
