@@ -84,8 +84,10 @@ def bench_save_load(workdir: Path, runs: int, state_mb: int) -> list[list[str]]:
         med = {k: statistics.median(v) for k, v in times.items()}
         size_mb = st_path.stat().st_size / 2**20
         rows.append([label, f"{size_mb:.1f}", f"{len(state)}",
-                     f"{med['st_save'] * 1000:.1f}", f"{med['pt_save'] * 1000:.1f}", f"{med['pt_save'] / med['st_save']:.2f}x",
-                     f"{med['st_load'] * 1000:.1f}", f"{med['pt_load'] * 1000:.1f}", f"{med['pt_load'] / med['st_load']:.2f}x"])
+                     f"{med['st_save'] * 1000:.1f}", f"{med['pt_save'] * 1000:.1f}",
+                     f"{med['pt_save'] / med['st_save']:.2f}x",
+                     f"{med['st_load'] * 1000:.1f}", f"{med['pt_load'] * 1000:.1f}",
+                     f"{med['pt_load'] / med['st_load']:.2f}x"])
         st_path.unlink()
         pt_path.unlink()
     return rows
@@ -98,7 +100,8 @@ def _sparse_checkpoint(root: Path, size_mb: int, tensors: int = 200) -> Path:
     per = size_mb * 2**20 // 4 // tensors
     header, offset = {}, 0
     for i in range(tensors):
-        header[f"model.layers.{i}.weight"] = {"dtype": "F32", "shape": [per], "data_offsets": [offset, offset + per * 4]}
+        header[f"model.layers.{i}.weight"] = {"dtype": "F32", "shape": [per],
+                                              "data_offsets": [offset, offset + per * 4]}
         offset += per * 4
     raw = json.dumps(header).encode()
     weights = path / MODEL_WEIGHTS
@@ -129,7 +132,8 @@ def bench_inspect(workdir: Path, runs: int, sizes_mb: list[int]) -> list[list[st
         ckpt = _sparse_checkpoint(workdir, size_mb)
         _run_codex(["ckpt", "inspect", str(ckpt), "--tensors"])  # warm-up: page cache, .pyc files
         heads = statistics.median(_run_codex(["ckpt", "inspect", str(ckpt), "--tensors"]) for _ in range(runs))
-        verify = statistics.median(_run_codex(["ckpt", "inspect", str(ckpt), "--tensors", "--verify"]) for _ in range(max(1, runs // 2)))
+        verify = statistics.median(_run_codex(["ckpt", "inspect", str(ckpt), "--tensors", "--verify"])
+                                   for _ in range(max(1, runs // 2)))
         library = statistics.median(_timed(lambda: summarize(ckpt, tensors=True)) for _ in range(runs))
         first = first or heads
         rows.append([f"{size_mb}", f"{library * 1000:.2f}", f"{heads * 1000:.0f}", f"{heads / first:.2f}x",
@@ -155,12 +159,15 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {threads}, {os.cpu_count()} CPUs, runs {args.runs} (median)\n")
     with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
         rows = bench_save_load(Path(tmp), args.runs, args.state_mb)
-        print("Save (+fsync) and load of the same state dict: safetensors (codex) vs torch.save/torch.load(weights_only)")
+        print("Save (+fsync) and load of the same state dict: safetensors (codex) vs "
+              "torch.save/torch.load(weights_only)")
         print(_table(["state", "MiB", "tensors", "st save ms", "torch save ms", "save speedup",
                       "st load ms", "torch load ms", "load speedup"], rows))
         rows = bench_inspect(Path(tmp), args.runs, [int(s) for s in args.sizes_mb.split(",")])
-        print("\n`codex ckpt inspect CKPT --tensors` (headers only, process start included) vs `--tensors --verify` (re-hash)")
-        print(_table(["ckpt MiB", "summarize() ms", "inspect ms", "vs smallest", "--verify ms", "verify/inspect"], rows))
+        print("\n`codex ckpt inspect CKPT --tensors` (headers only, process start included) vs "
+              "`--tensors --verify` (re-hash)")
+        headers = ["ckpt MiB", "summarize() ms", "inspect ms", "vs smallest", "--verify ms", "verify/inspect"]
+        print(_table(headers, rows))
 
 
 if __name__ == "__main__":

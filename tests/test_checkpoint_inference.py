@@ -56,7 +56,8 @@ def test_full_checkpoint_and_latest_of_a_directory(ckpts: Path) -> None:
 
     loaded = load_for_inference(ckpts, ModelConfig())  # latest.json names epoch-0002
     assert (loaded.kind, loaded.name, loaded.base) == ("full", "epoch-0002", None)
-    assert torch.equal(_logits(loaded.model, loaded.tokenizer), _logits(load_tiny(ckpts / "epoch-0002"), loaded.tokenizer))
+    expected = _logits(load_tiny(ckpts / "epoch-0002"), loaded.tokenizer)
+    assert torch.equal(_logits(loaded.model, loaded.tokenizer), expected)
 
 
 def test_plain_model_directory(tiny_model_dir: Path) -> None:
@@ -72,8 +73,8 @@ def test_hash_mismatch_refused_unless_verify_is_off(lora_copy: Path) -> None:
     weights.write_bytes(bytes(data))
     with pytest.raises(CheckpointError) as err:
         load_for_inference(lora_copy, ModelConfig())
-    assert str(err.value) == (f"checkpoint '{lora_copy}' is corrupt: adapter_model.safetensors does not match its SHA256 "
-                              "in metadata.json (changed or corrupted); restore it or use another checkpoint")
+    assert str(err.value) == (f"checkpoint '{lora_copy}' is corrupt: adapter_model.safetensors does not match its "
+                              "SHA256 in metadata.json (changed or corrupted); restore it or use another checkpoint")
     assert load_for_inference(lora_copy, ModelConfig(), verify=False).kind == "lora"
 
 

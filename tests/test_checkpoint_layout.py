@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ckpt_fixtures import make_checkpoint, write_latest, write_metadata
+from ckpt_fixtures import make_checkpoint, write_metadata
 
 from codex_cli.checkpoint import layout
 from codex_cli.errors import CheckpointError
@@ -30,7 +30,8 @@ def ckpt_copy(lora_ckpt: Path, tmp_path: Path) -> Path:
 
 
 def test_layout_module_does_not_import_torch() -> None:
-    code = "import sys, codex_cli.checkpoint.layout; print(sorted(m for m in ('torch','safetensors','transformers') if m in sys.modules))"
+    code = ("import sys, codex_cli.checkpoint.layout; "
+            "print(sorted(m for m in ('torch','safetensors','transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -63,14 +64,14 @@ def test_read_latest_and_resolve(lora_ckpt: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    pytest.param("{not json", "latest.json in '{d}' is not valid JSON (Expecting property name enclosed in double quotes at line 1); "
-                 "delete it or pass a checkpoint directory explicitly", id="invalid-json"),
-    pytest.param('{"checkpoint": "epoch-0009"}', "latest.json in '{d}' names checkpoint 'epoch-0009', which does not exist; "
-                 "delete it or pass a checkpoint directory explicitly", id="missing-checkpoint"),
-    pytest.param('{"step": 3}', "latest.json in '{d}' has no \"checkpoint\" name; delete it or pass a checkpoint directory "
-                 "explicitly", id="no-name"),
-    pytest.param('{"checkpoint": "../elsewhere"}', "latest.json in '{d}' names '../elsewhere', which is not a checkpoint name; "
-                 "delete it or pass a checkpoint directory explicitly", id="path-escape"),
+    pytest.param("{not json", "latest.json in '{d}' is not valid JSON (Expecting property name enclosed in double "
+                 "quotes at line 1); delete it or pass a checkpoint directory explicitly", id="invalid-json"),
+    pytest.param('{"checkpoint": "epoch-0009"}', "latest.json in '{d}' names checkpoint 'epoch-0009', which does not "
+                 "exist; delete it or pass a checkpoint directory explicitly", id="missing-checkpoint"),
+    pytest.param('{"step": 3}', "latest.json in '{d}' has no \"checkpoint\" name; delete it or pass a checkpoint "
+                 "directory explicitly", id="no-name"),
+    pytest.param('{"checkpoint": "../elsewhere"}', "latest.json in '{d}' names '../elsewhere', which is not a "
+                 "checkpoint name; delete it or pass a checkpoint directory explicitly", id="path-escape"),
     pytest.param('{"checkpoint": "half"}', "latest.json in '{d}' names 'half', which is not a complete checkpoint "
                  "(no metadata.json); delete it or pass a checkpoint directory explicitly", id="incomplete"),
 ])
@@ -162,7 +163,8 @@ def test_truncated_safetensors_with_matching_manifest_is_caught_by_header(ckpt_c
     write_metadata(ckpt_copy, json.loads((ckpt_copy / layout.METADATA_FILE).read_text()))  # manifest "agrees"
     problems = layout.check_checkpoint(ckpt_copy, layout.read_metadata(ckpt_copy)["files"], rehash=True)
     assert len(problems) == 1
-    assert problems[0].startswith("adapter_model.safetensors is not a valid safetensors file (tensor data ends at byte ")
+    prefix = "adapter_model.safetensors is not a valid safetensors file (tensor data ends at byte "
+    assert problems[0].startswith(prefix)
 
 
 def test_header_matches_safetensors_library(lora_ckpt: Path) -> None:
@@ -181,7 +183,7 @@ def test_header_matches_safetensors_library(lora_ckpt: Path) -> None:
     pytest.param(struct.pack("<Q", 1 << 40) + b"{}", "header length 1099511627776 exceeds the file", id="huge-length"),
     pytest.param(struct.pack("<Q", 2) + b"[]", "header is not a JSON object", id="not-object"),
     pytest.param(struct.pack("<Q", 3) + b"{x}", "header is not valid JSON", id="not-json"),
-    pytest.param(struct.pack("<Q", 2) + b'{"t": {"dtype": "F32", "shape": [1]}}'[:2], "header is not valid JSON", id="cut"),
+    pytest.param(struct.pack("<Q", 2) + b'{"t": {"dtype": "F32"}}'[:2], "header is not valid JSON", id="cut"),
 ])
 def test_malformed_headers(tmp_path: Path, data: bytes, reason: str) -> None:
     (tmp_path / "x.safetensors").write_bytes(data)

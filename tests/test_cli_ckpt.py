@@ -99,8 +99,9 @@ def test_tensors_reads_headers_only(tmp_path: Path) -> None:
     assert summary.problems == []  # sizes and header are fine; the bogus hash is only seen by --verify
     result = _invoke("ckpt", "inspect", str(path), "--verify")
     assert result.exit_code == 1
-    assert result.stderr.strip() == (f"codex: error: checkpoint '{path}' is corrupt: model.safetensors does not match its "
-                                     "SHA256 in metadata.json (changed or corrupted); restore it or use another checkpoint")
+    assert result.stderr.strip() == (f"codex: error: checkpoint '{path}' is corrupt: model.safetensors does not match "
+                                     "its SHA256 in metadata.json (changed or corrupted); restore it or use another "
+                                     "checkpoint")
 
 
 def _flip(ckpt: Path) -> None:
@@ -129,8 +130,8 @@ _LATEST_FIX = "delete it or pass a checkpoint directory explicitly"
 CORRUPTIONS = [
     pytest.param(_flip, False, "checkpoint '{c}' is corrupt: adapter_model.safetensors does not match its SHA256 in "
                  f"metadata.json (changed or corrupted); {_FIX}", id="flipped-byte"),
-    pytest.param(_truncate, False, "checkpoint '{c}' is corrupt: adapter_model.safetensors is truncated (1000 of {size} "
-                 f"bytes); {_FIX}", id="truncated"),
+    pytest.param(_truncate, False, "checkpoint '{c}' is corrupt: adapter_model.safetensors is truncated "
+                 f"(1000 of {{size}} bytes); {_FIX}", id="truncated"),
     pytest.param(lambda c: (c / layout.ADAPTER_CONFIG).unlink(), False,
                  f"checkpoint '{{c}}' is corrupt: adapter_config.json is missing; {_FIX}", id="deleted"),
     pytest.param(_schema, False, "checkpoint '{c}' has schema_version 2, but this codex reads version 1; upgrade codex "
@@ -174,10 +175,22 @@ def test_inspect_directory_flags_the_corrupt_checkpoint(work: Path) -> None:
 def test_inspect_errors(tmp_path: Path) -> None:
     result = _invoke("ckpt", "inspect", str(tmp_path))
     assert (result.exit_code, result.stderr.strip()) == (
-        1, f"codex: error: no checkpoints in '{tmp_path}'; run 'codex train' to write some, or pass a checkpoint directory")
+        1, f"codex: error: no checkpoints in '{tmp_path}'; run 'codex train' to write some, or pass a checkpoint "
+           "directory")
     result = _invoke("ckpt", "inspect", str(tmp_path / "nope"))
     assert (result.exit_code, result.stderr.strip()) == (
         1, f"codex: error: checkpoint '{tmp_path / 'nope'}' not found; pass a checkpoint directory or a checkpoint.dir")
+
+
+def test_load_needs_a_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    result = _invoke("ckpt", "load", str(tiny_model_dir))
+    assert (result.exit_code, result.stderr.strip()) == (
+        1, f"codex: error: '{tiny_model_dir}' is not a codex checkpoint (no metadata.json) nor a checkpoint.dir with "
+           "latest.json; pass a checkpoint directory written by 'codex train'")
+    result = _invoke("ckpt", "load", str(tmp_path / "nope"))
+    assert (result.exit_code, result.stderr.strip()) == (
+        1, f"codex: error: checkpoint '{tmp_path / 'nope'}' not found; run 'codex ckpt inspect DIR' to list "
+           "checkpoints")
 
 
 def test_load_in_process(ckpts: Path) -> None:
@@ -204,3 +217,12 @@ def test_installed_codex_inspect_load_export(ckpts: Path, tmp_path: Path) -> Non
     assert (proc.returncode, proc.stderr.strip()) == (2, f"codex: error: export target '{tmp_path / 'hf'}' already "
                                                          "exists and is not an empty directory; choose a new path")
 
+
+
+def test_inspect_directory_with_bad_latest_json_still_lists(work: Path) -> None:
+    (work / layout.LATEST_FILE).write_text("[1, 2")
+    result = _invoke("ckpt", "inspect", str(work))
+    assert result.exit_code == 1
+    assert "epoch-0001" in result.stdout and "epoch-0002" in result.stdout and "★" not in result.stdout
+    assert result.stderr.strip() == (f"codex: error: latest.json in '{work}' is not valid JSON (Expecting ',' "
+                                     "delimiter at line 1); delete it or pass a checkpoint directory explicitly")

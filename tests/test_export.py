@@ -38,7 +38,8 @@ def test_exports_load_with_plain_transformers(ckpts: Path, tiny_model_dir: Path,
                                         "generation_config.json", "model.safetensors", "tokenizer.json",
                                         "tokenizer_config.json"]
     assert "adapter_config.json" not in results["merged"].files and "model.safetensors" in results["merged"].files
-    jobs = {"auto": {k: r.out for k, r in results.items()}, "peft": {"peft-on-checkpoint": [str(tiny_model_dir), str(lora)]}}
+    jobs = {"auto": {k: r.out for k, r in results.items()},
+            "peft": {"peft-on-checkpoint": [str(tiny_model_dir), str(lora)]}}
     out = plain_transformers_logits(jobs, PROMPT, tmp_path)
     assert out["codex_cli imported"] is False
     expected_lora, expected_full = codex_logits(lora, PROMPT), codex_logits(full, PROMPT)
@@ -75,7 +76,8 @@ def test_existing_target_is_refused(ckpts: Path, tmp_path: Path) -> None:
     (tmp_path / "out" / "keep.txt").write_text("mine")
     with pytest.raises(UsageError) as err:
         export_checkpoint(ckpts / "epoch-0001", tmp_path / "out", merge=False, model_cfg=ModelConfig())
-    assert str(err.value) == f"export target '{tmp_path / 'out'}' already exists and is not an empty directory; choose a new path"
+    assert str(err.value) == (f"export target '{tmp_path / 'out'}' already exists and is not an empty directory; "
+                              "choose a new path")
     assert os.listdir(tmp_path / "out") == ["keep.txt"]
 
 

@@ -124,7 +124,9 @@ def summarize_dir(ckpt_dir: Path, *, rehash: bool = False) -> DirSummary:
         latest_error = str(error)
     rows = [_row(path, rehash, latest) for path in layout.list_checkpoints(ckpt_dir)]
     if not rows and latest_error is None:
-        raise CheckpointError(f"no checkpoints in '{ckpt_dir}'; run 'codex train' to write some, or pass a checkpoint directory")
+        raise CheckpointError(
+            f"no checkpoints in '{ckpt_dir}'; run 'codex train' to write some, or pass a checkpoint directory"
+        )
     rows.sort(key=lambda r: (r.step is None, r.step or 0, r.created or "", r.name))
     unfinished = [p.name for p in layout.unfinished_writes(ckpt_dir)]
     metrics = read_metrics(Path(ckpt_dir) / layout.METRICS_FILE)
@@ -138,7 +140,9 @@ def tensor_table(path: Path, files: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             header = layout.read_safetensors_header(Path(path) / rel)
         except (OSError, ValueError) as e:
-            raise CheckpointError(f"cannot read tensors of '{Path(path) / rel}' ({e}); the checkpoint is corrupt") from e
+            raise CheckpointError(
+                f"cannot read tensors of '{Path(path) / rel}' ({e}); the checkpoint is corrupt"
+            ) from e
         for name, info in sorted(header.items()):
             if name != "__metadata__":
                 table.append({"file": rel, "name": name, "dtype": info.get("dtype"), "shape": info.get("shape"),

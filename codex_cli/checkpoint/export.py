@@ -64,7 +64,9 @@ def export_checkpoint(path: Path, out: Path, *, merge: bool, model_cfg: ModelCon
         else:
             kind = "base+adapter"
             _write_base_and_adapter(checkpoint, metadata, model_cfg, tmp)
-        os.replace(tmp, out) if not out.exists() else _replace_empty_dir(tmp, out)
+        if out.exists():  # an empty directory, checked above
+            out.rmdir()
+        os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -75,11 +77,6 @@ def export_checkpoint(path: Path, out: Path, *, merge: bool, model_cfg: ModelCon
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"export target '{out}' already exists and is not an empty directory; choose a new path")
-
-
-def _replace_empty_dir(tmp: Path, out: Path) -> None:
-    out.rmdir()
-    os.replace(tmp, out)
 
 
 def _copy(src_dir: Path, dst_dir: Path, names: list[str]) -> None:

@@ -52,16 +52,20 @@ def load_for_inference(path_or_name: str | Path, model_cfg: ModelConfig, *, veri
         return _load_plain(str(path_or_name), model_cfg)
     checkpoint = layout.resolve_checkpoint(Path(path_or_name).expanduser())
     metadata = layout.verify_checkpoint(checkpoint, rehash=verify)
-    loaded = _load_lora(checkpoint, metadata, model_cfg) if metadata["kind"] == "lora" else _load_full(checkpoint, model_cfg)
+    if metadata["kind"] == "lora":
+        loaded = _load_lora(checkpoint, metadata, model_cfg)
+    else:
+        loaded = _load_full(checkpoint, model_cfg)
     loaded.model.eval()
     loaded.checkpoint_path, loaded.metadata = str(checkpoint), metadata
     return loaded
 
 
-def check_load(path_or_name: str | Path, model_cfg: ModelConfig, *, prompt: str = "def add(a, b):") -> dict[str, Any]:
-    """Load like serve, verify every hash, run one forward pass and report what happened (``codex ckpt load``)."""
+def check_load(path: str | Path, model_cfg: ModelConfig, *, prompt: str = "def add(a, b):") -> dict[str, Any]:
+    """Load a checkpoint like serve, verify every hash, run one forward pass and report (``codex ckpt load``)."""
     started = time.perf_counter()
-    loaded = load_for_inference(path_or_name, model_cfg, verify=True)
+    checkpoint = layout.resolve_checkpoint(Path(path).expanduser())  # checkpoints only, not model names
+    loaded = load_for_inference(checkpoint, model_cfg, verify=True)
     load_s = time.perf_counter() - started
     import torch  # after loading: a corrupt checkpoint fails before torch is even imported
 
@@ -75,14 +79,15 @@ def check_load(path_or_name: str | Path, model_cfg: ModelConfig, *, prompt: str 
     next_id = int(logits[0, -1].argmax())
     meta = loaded.metadata or {}
     return {
-        "name": loaded.name, "kind": loaded.kind, "checkpoint": loaded.checkpoint_path or "-",
+        "name": loaded.name, "kind": loaded.kind, "checkpoint": loaded.checkpoint_path,
         "base_model": loaded.base or "-", "epoch": meta.get("epoch", "-"), "global_step": meta.get("global_step", "-"),
-        "integrity": "verified (sha256)" if loaded.checkpoint_path else "not a checkpoint (nothing to verify)",
+        "integrity": "verified (sha256)",
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
         "dtype": str(next(loaded.model.parameters()).dtype).removeprefix("torch."), "device": loaded.device,
         "tokenizer": f"{type(loaded.tokenizer).__name__} ({len(loaded.tokenizer)} tokens)",
         "prompt_tokens": int(inputs["input_ids"].shape[1]), "logits_shape": list(logits.shape),
-        "next_token": repr(loaded.tokenizer.decode([next_id])), "load_s": round(load_s, 3), "forward_ms": round(forward_ms, 2),
+        "next_token": repr(loaded.tokenizer.decode([next_id])), "load_s": round(load_s, 3),
+        "forward_ms": round(forward_ms, 2),
     }
 
 
@@ -101,10 +106,12 @@ def _load_full(checkpoint: Path, model_cfg: ModelConfig) -> InferenceModel:
     from codex_cli.model import load_model
 
     try:
-        loaded = load_model(dataclasses.replace(model_cfg, name=str(checkpoint), revision=None), LoraConfig(enabled=False))
+        cfg = dataclasses.replace(model_cfg, name=str(checkpoint), revision=None)
+        loaded = load_model(cfg, LoraConfig(enabled=False))
     except CodexError as e:
         raise CheckpointError(f"cannot load full checkpoint '{checkpoint}': {e}") from e
-    return InferenceModel(loaded.model, loaded.tokenizer, checkpoint.name, "full", device=loaded.device, notes=loaded.notes)
+    return InferenceModel(loaded.model, loaded.tokenizer, checkpoint.name, "full", device=loaded.device,
+                          notes=loaded.notes)
 
 
 def _load_lora(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfig) -> InferenceModel:
@@ -124,7 +131,8 @@ def _load_lora(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfi
         raise CheckpointError(f"cannot load the adapter of checkpoint '{checkpoint}' onto base model "
                               f"'{base_cfg.name}' ({first}); the checkpoint does not fit this base") from e
     tokenizer = checkpoint_tokenizer(checkpoint, base.tokenizer)
-    return InferenceModel(model, tokenizer, checkpoint.name, "lora", base=base.path, device=base.device, notes=base.notes)
+    return InferenceModel(model, tokenizer, checkpoint.name, "lora", base=base.path, device=base.device,
+                          notes=base.notes)
 
 
 def base_model_config(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfig) -> ModelConfig:
@@ -149,7 +157,8 @@ def base_model_config(checkpoint: Path, metadata: dict[str, Any], model_cfg: Mod
             raise CheckpointError(f"base model '{candidate}' is not the one checkpoint '{checkpoint}' was trained on "
                                   "(its config.json SHA256 differs); make the original base model available")
         return cfg
-    raise CheckpointError(f"base model of checkpoint '{checkpoint}' not found (tried {', '.join(map(repr, candidates))}); "
+    tried = ", ".join(map(repr, candidates))
+    raise CheckpointError(f"base model of checkpoint '{checkpoint}' not found (tried {tried}); "
                           "make that base model available again to load this LoRA checkpoint")
 
 

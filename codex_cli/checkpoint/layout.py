@@ -127,7 +127,8 @@ def read_latest(ckpt_dir: Path) -> str | None:
         raise CheckpointError(f"{LATEST_FILE} in '{ckpt_dir}' names checkpoint '{name}', which does not exist; {fix}")
     if not is_checkpoint(ckpt_dir / name):
         raise CheckpointError(
-            f"{LATEST_FILE} in '{ckpt_dir}' names '{name}', which is not a complete checkpoint (no {METADATA_FILE}); {fix}"
+            f"{LATEST_FILE} in '{ckpt_dir}' names '{name}', which is not a complete checkpoint "
+            f"(no {METADATA_FILE}); {fix}"
         )
     return name
 
@@ -155,18 +156,22 @@ def read_metadata(checkpoint: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint '{checkpoint}' not found; run 'codex ckpt inspect DIR' to list checkpoints")
     if not (checkpoint / METADATA_FILE).is_file():
         raise CheckpointError(
-            f"'{checkpoint}' is not a codex checkpoint (no {METADATA_FILE}); pass a checkpoint directory written by 'codex train'"
+            f"'{checkpoint}' is not a codex checkpoint (no {METADATA_FILE}); "
+            "pass a checkpoint directory written by 'codex train'"
         )
     data = _read_json(checkpoint / METADATA_FILE, f"{METADATA_FILE} in checkpoint '{checkpoint}'",
                       "the checkpoint is corrupt; restore it or use another checkpoint")
     if not isinstance(data, dict):
-        raise CheckpointError(f"{METADATA_FILE} in checkpoint '{checkpoint}' is not a JSON object; the checkpoint is corrupt")
+        raise CheckpointError(
+            f"{METADATA_FILE} in checkpoint '{checkpoint}' is not a JSON object; the checkpoint is corrupt"
+        )
     version = data.get("schema_version")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
         hint = "upgrade codex to read it" if newer else "it was not written by a compatible codex"
         raise CheckpointError(
-            f"checkpoint '{checkpoint}' has schema_version {version!r}, but this codex reads version {SCHEMA_VERSION}; {hint}"
+            f"checkpoint '{checkpoint}' has schema_version {version!r}, "
+            f"but this codex reads version {SCHEMA_VERSION}; {hint}"
         )
     missing = [key for key in REQUIRED_METADATA_KEYS if key not in data]
     if missing or not isinstance(data["files"], dict) or data["kind"] not in ("lora", "full"):
@@ -249,7 +254,7 @@ def _data_end(name: str, info: Any) -> int:
 
 
 def _check_file(path: Path, rel: str, entry: Any, *, rehash: bool) -> str | None:
-    if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or not isinstance(entry.get("sha256"), str):
+    if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)):
         return f"{rel} has a malformed entry in {METADATA_FILE}"
     if not path.is_file():
         return f"{rel} is missing"

@@ -25,7 +25,9 @@ def _console():
 def inspect(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="A checkpoint directory, or a checkpoint.dir holding several.")],
-    tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor (from safetensors headers only).")] = False,
+    tensors: Annotated[
+        bool, typer.Option("--tensors", help="List every tensor (from safetensors headers only).")
+    ] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Re-hash every file against metadata.json.")] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,

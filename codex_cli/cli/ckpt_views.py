@@ -85,7 +85,8 @@ def render_tensors(console: Console, tensors: list[dict[str, Any]]) -> None:
     for column in ("file", "name", "dtype", "shape", "numel"):
         table.add_column(column, justify="right" if column == "numel" else "left")
     for t in tensors:
-        table.add_row(t["file"], t["name"], str(t["dtype"]), "×".join(map(str, t["shape"])) or "scalar", f"{t['numel']:,}")
+        shape = "×".join(map(str, t["shape"])) or "scalar"
+        table.add_row(t["file"], t["name"], str(t["dtype"]), shape, f"{t['numel']:,}")
     table.add_section()
     table.add_row("", "total", "", "", f"{sum(t['numel'] for t in tensors):,}")
     console.print(table)
