@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-import torch
-
 from codex_cli.checkpoint import store
 from codex_cli.checkpoint.resume import resolve_resume
 from codex_cli.data import collate, load_datasets
@@ -162,7 +160,7 @@ def _after_step(run: Run, stats: StepStats, epoch: int) -> None:
         record = {"event": "step", "step": state.global_step, "epoch": epoch + 1, "loss": stats.loss,
                   "lr": run.last_lr, "tokens_per_s": _tokens_per_s(run), "grad_norm": stats.grad_norm,
                   "tokens_seen": state.tokens_seen}
-        store.append_metrics(run.ckpt_dir, record)
+        store.append_metrics(run.ckpt_dir, record)  # DDP (issue #7): rank 0 only, like every write
         run.reporter.step(record)
 
 

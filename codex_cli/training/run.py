@@ -130,7 +130,10 @@ def _adopt(ckpt_dir: Path, checkpoint: Path, state: TrainState) -> list[str]:
 
 
 def save(run: Run, reason: str, *, eval_loss: Optional[float] = None) -> Path:
-    """Checkpoint the run now (``reason``: epoch, steps or interrupt) through the checkpoint store."""
+    """Checkpoint the run now (``reason``: epoch, steps or interrupt) through the checkpoint store.
+
+    Under DDP (issue #7) only rank 0 calls this, with the unwrapped model, and the other ranks wait.
+    """
     state = run.state
     state.schedule = run.plan.to_dict()
     state.data = run.data_fingerprint()
