@@ -226,3 +226,24 @@ def test_inspect_directory_with_bad_latest_json_still_lists(work: Path) -> None:
     assert "epoch-0001" in result.stdout and "epoch-0002" in result.stdout and "★" not in result.stdout
     assert result.stderr.strip() == (f"codex: error: latest.json in '{work}' is not valid JSON (Expecting ',' "
                                      "delimiter at line 1); delete it or pass a checkpoint directory explicitly")
+
+
+def test_inspect_never_imports_torch(ckpts: Path) -> None:
+    """inspect reads JSON and safetensors headers only: no torch, safetensors or transformers import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from codex_cli.cli import app; "
+            f"r = CliRunner().invoke(app, ['ckpt', 'inspect', {str(ckpts)!r}, '--verify']); "
+            f"r2 = CliRunner().invoke(app, ['ckpt', 'inspect', {str(ckpts / 'epoch-0001')!r}, '--tensors']); "
+            "print(r.exit_code, r2.exit_code, sorted(m for m in ('torch', 'safetensors', 'transformers', 'peft', "
+            "'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "0 0 []"
+
+
+def test_tensors_needs_one_checkpoint(ckpts: Path) -> None:
+    result = _invoke("ckpt", "inspect", str(ckpts), "--tensors")
+    assert (result.exit_code, result.stderr.strip()) == (
+        1, f"codex: error: --tensors needs one checkpoint, and '{ckpts}' is a directory of checkpoints; "
+           f"pass '{ckpts}/<name>'")
