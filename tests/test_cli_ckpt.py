@@ -247,3 +247,14 @@ def test_tensors_needs_one_checkpoint(ckpts: Path) -> None:
     assert (result.exit_code, result.stderr.strip()) == (
         1, f"codex: error: --tensors needs one checkpoint, and '{ckpts}' is a directory of checkpoints; "
            f"pass '{ckpts}/<name>'")
+
+
+def test_inspect_directory_reports_an_unreadable_checkpoint(work: Path) -> None:
+    _schema(work / "epoch-0001")
+    result = _invoke("ckpt", "inspect", str(work), "--json")
+    assert result.exit_code == 1
+    rows = {row["name"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows["epoch-0001"]["problems"] == [f"checkpoint '{work / 'epoch-0001'}' has schema_version 2, but this "
+                                              "codex reads version 1; upgrade codex to read it"]
+    assert rows["epoch-0002"]["problems"] == [] and rows["epoch-0002"]["latest"] is True
+    assert result.stderr.startswith(f"codex: error: 1 of 2 checkpoints in '{work}' failed checks (epoch-0001: ")
