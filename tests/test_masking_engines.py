@@ -15,7 +15,7 @@ from codex_cli.masking.stream import ByteMasker
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALNUM = string.ascii_letters + string.digits
 B64URL = ALNUM + "_-"
-SECRET_CHARS = "BDEFHIJKLMOPQRSVWXYZ0-9"
+SECRET_CHARS = "BDEFHIJKLMOPQRSVWXYZ0123456789"
 
 
 def _s(chars: str, n: int, m: int | None = None) -> st.SearchStrategy[str]:
