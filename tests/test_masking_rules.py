@@ -53,6 +53,7 @@ POSITIVES = [
     ("slack-token", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", S),
     ("slack-token", "xoxp-1234567890-1234567890-1234567890-abcdef0123 xoxa-2-1234567890-abc", f"{S} {S}"),
     ("slack-token", "xoxr-1234567890-abcdef xoxs-1234567890-abcdef xoxe-1-My0xLTEyMzQ1Ng", f"{S} {S} {S}"),
+    ("slack-token", "cookie d=xoxd-AbC123dEf456%2F xoxc-1234567890-1234567890-abcdef", f"cookie d={S}%2F {S}"),
     ("slack-token", "xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4OTAtMTIz xapp-1-A0123456789-1234567890123-abcdef0123",
      f"{S} {S}"),
     ("slack-webhook-url", "POST https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX\n",
