@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import codex_exe, run_codex
 from typer.testing import CliRunner
 
 from codex_cli.cli import app
-from conftest import codex_exe, run_codex
 
 GH = "ghp_" + "a1B2" * 9
 AWS = "AKIA1234567890EXAMPLE"

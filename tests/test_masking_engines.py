@@ -24,7 +24,8 @@ def _s(chars: str, n: int, m: int | None = None) -> st.SearchStrategy[str]:
 
 def _pem(kind: str) -> st.SearchStrategy[str]:
     lines = st.lists(_s(ALNUM + "+/", 1, 64), min_size=1, max_size=4)
-    return lines.map(lambda ls: f"-----BEGIN {kind}PRIVATE KEY-----\n" + "\n".join(ls) + f"\n-----END {kind}PRIVATE KEY-----")
+    begin, end = f"-----BEGIN {kind}PRIVATE KEY-----\n", f"\n-----END {kind}PRIVATE KEY-----"
+    return lines.map(lambda ls: begin + "\n".join(ls) + end)
 
 
 # (context, secret): the context stays, the secret must be masked (a closing quote after it stays too).
@@ -52,7 +53,8 @@ FILLER = _s(string.ascii_lowercase + string.digits + " \néü", 0, 30)
 FRAGMENTS = [
     b"sk-", b"AKIA", b"ASIA", b"ACCA", b"A3T", b"secret", b"SECRET_ACCESS_KEY", b"aws_", b"AIza", b"private_key",
     b'"', b"'", b": ", b" = ", b"=", b"ghp_", b"github_pat_", b"xox", b"xoxb-", b"xoxe.", b"xapp-",
-    b"hooks.slack.com/services/", b"https://", b"-----BEGIN", b" RSA PRIVATE KEY-----", b"-----END RSA PRIVATE KEY-----",
+    b"hooks.slack.com/services/", b"https://", b"-----BEGIN", b" RSA PRIVATE KEY-----",
+    b"-----END RSA PRIVATE KEY-----",
     b"eyJ", b".", b"\n", b"\r\n", b"\\n", b" ", ALLOW_MARKER, b"A1b2C3d4E5f6G7h8", b"ABCDEFGHIJKLMNOP", b"0123456789",
     b"\xff\xfe", b"\x00", "é".encode(),
 ]

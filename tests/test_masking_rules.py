@@ -44,7 +44,8 @@ POSITIVES = [
     ("google-api-key", f"https://maps.googleapis.com/x?key=AIzaSy{rand(ALNUM + '_-', 33)}&q=1",
      f"https://maps.googleapis.com/x?key={S}&q=1"),
     ("gcp-service-account-key",
-     '  "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----\\n",',
+     '  "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n'
+     '-----END PRIVATE KEY-----\\n",',
      f'  "private_key": "{S}",'),
     ("github-token", f"token ghp_{rand(ALNUM, 36)}", f"token {S}"),
     ("github-token", f"gho_{rand(ALNUM, 36)} ghu_{rand(ALNUM, 36)} ghs_{rand(ALNUM, 36)} ghr_{rand(ALNUM, 36)}",
@@ -79,13 +80,15 @@ NEGATIVES = [
     ("aws-secret-access-key", "aws_secret_access_key = ${AWS_SECRET} # AWS_SECRET_ACCESS_KEY=changeme"),
     ("aws-secret-access-key", 'key = os.environ["AWS_SECRET_ACCESS_KEY"]; the secret access key is rotated'),
     ("google-api-key", "AIza AIzaShort"),
-    ("gcp-service-account-key", '"private_key_id": "0123456789abcdef0123456789abcdef01234567", data["private_key"] = f()'),
+    ("gcp-service-account-key",
+     '"private_key_id": "0123456789abcdef0123456789abcdef01234567", data["private_key"] = f()'),
     ("github-token", "ghost_protocol gh_pages ghp_short sketch_ghp"),
     ("github-fine-grained-pat", "github_pat_short, set_github_pat_value, github_pat_"),
     ("private-key-unterminated", "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEA+xGZ/wcz9ugFpP07Nspo6U17l0YhFiFpxxU4\n"),
     ("slack-token", "xoxo-gossip xoxb-not-a-token-at-all xox"),
     ("slack-webhook-url", "see https://hooks.slack.com/ for docs"),
-    ("private-key", "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBa\n-----END CERTIFICATE-----"),
+    ("private-key",
+     "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBa\n-----END CERTIFICATE-----"),
     ("private-key", "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----"),
     ("jwt", "eyJhbGciOiJIUzI1NiJ9 and eyJ alone, eyJhbGciOiJIUzI1NiJ9.only-two"),
 ]
@@ -99,7 +102,8 @@ ORDINARY = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "text", "expected"), POSITIVES, ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(POSITIVES)])
+@pytest.mark.parametrize(("rule", "text", "expected"), POSITIVES,
+                         ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(POSITIVES)])
 def test_rule_masks_its_formats(rule: str, text: str, expected: str) -> None:
     masked, count = mask_text(text)
     assert masked == expected

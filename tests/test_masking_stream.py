@@ -6,13 +6,13 @@ import io
 import tracemalloc
 
 import pytest
+from test_masking_rules import POSITIVES
 
 from codex_cli.masking import StreamMasker, mask_bytes, mask_text
 from codex_cli.masking import files as mask_files_module
 from codex_cli.masking.files import mask_files, open_inputs
 from codex_cli.masking.rules import REACH, TAIL
 from codex_cli.masking.stream import ByteMasker
-from test_masking_rules import POSITIVES
 
 SAMPLES = [text for _, text, _ in POSITIVES]
 

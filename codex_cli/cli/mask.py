@@ -20,11 +20,24 @@ BROKEN_PIPE_EXIT = 141  # the shell convention for a writer whose reader closed 
 
 def mask(
     ctx: typer.Context,
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Files to mask; stdin when none or '-'.", show_default=False)] = None,
-    replacement: Annotated[Optional[str], typer.Option(help="Text that replaces each secret (mask.replacement).")] = None,
-    typed: Annotated[Optional[bool], typer.Option("--typed/--untyped", help="Name the family: [SECRET:github] (mask.typed).", show_default=False)] = None,
-    check: Annotated[bool, typer.Option("--check", help="Print nothing; exit 1 if any secret is found, 0 otherwise.")] = False,
-    report: Annotated[Optional[Literal["json"]], typer.Option(help="Findings as JSON lines on stderr (rule, family, file, line, column, length; never the secret).")] = None,
+    files: Annotated[
+        Optional[list[Path]], typer.Argument(help="Files to mask; stdin when none or '-'.", show_default=False)
+    ] = None,
+    replacement: Annotated[
+        Optional[str], typer.Option(help="Text that replaces each secret (mask.replacement).")
+    ] = None,
+    typed: Annotated[
+        Optional[bool],
+        typer.Option("--typed/--untyped", help="Name the family: [SECRET:github] (mask.typed).", show_default=False),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Print nothing; exit 1 if any secret is found, 0 otherwise.")
+    ] = False,
+    report: Annotated[
+        Optional[Literal["json"]],
+        typer.Option(help="Findings as JSON lines on stderr (rule, family, file, line, column, length; "
+                     "never the secret)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Replace API keys, tokens and private keys with [SECRET] (a line with 'codex: allow' is left alone)."""

@@ -15,8 +15,19 @@ from typing import Callable, Optional
 
 from codex_cli.masking.prefilter import Finder, default_finder
 from codex_cli.masking.rules import (
-    ALLOW_MARKER, ALLOW_REACH, ANCHORS, BLOCK, COMBINED, LINE, PEM_HEADER, PEM_HEADER_REACH, REACH, RULE_BY_GROUP,
-    RULES, TAIL, TOKEN, WHITESPACE,
+    ALLOW_MARKER,
+    ALLOW_REACH,
+    ANCHORS,
+    COMBINED,
+    LINE,
+    PEM_HEADER,
+    PEM_HEADER_REACH,
+    REACH,
+    RULE_BY_GROUP,
+    RULES,
+    TAIL,
+    TOKEN,
+    WHITESPACE,
 )
 
 _PEM_TERMINATED = "r%d" % next(i for i, r in enumerate(RULES) if r.id == "private-key")
