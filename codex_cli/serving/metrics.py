@@ -1,0 +1,101 @@
+"""Prometheus text exposition (format 0.0.4), written by hand: a few counters, gauges and histograms.
+
+Labels are only route templates and status codes, never anything a client sent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from typing import Callable
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Histogram:
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.sum += value
+
+    def lines(self, name: str, labels: str) -> list[str]:
+        sep = "," if labels else ""
+        out, total = [], 0
+        for bound, count in zip([*map(_num, self.buckets), "+Inf"], self.counts):
+            total += count
+            out.append(f'{name}_bucket{{{labels}{sep}le="{bound}"}} {total}')
+        braces = f"{{{labels}}}" if labels else ""
+        out.append(f"{name}_sum{braces} {_num(self.sum)}")
+        out.append(f"{name}_count{braces} {total}")
+        return out
+
+
+class Metrics:
+    """Server metrics, updated from the event loop and the worker thread."""
+
+    def __init__(self, queue_depth: Callable[[], int], model_loaded: Callable[[], bool]) -> None:
+        self._lock = threading.Lock()
+        self._queue_depth = queue_depth
+        self._model_loaded = model_loaded
+        self._requests: dict[tuple[str, int], int] = {}
+        self._latency: dict[str, _Histogram] = {}
+        self._batches = _Histogram(BATCH_BUCKETS)
+        self._tokens = 0
+        self._masked = 0
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        with self._lock:
+            self._requests[(route, status)] = self._requests.get((route, status), 0) + 1
+            self._latency.setdefault(route, _Histogram(LATENCY_BUCKETS)).observe(seconds)
+
+    def observe_batch(self, size: int) -> None:
+        """Count one batch handed to the model."""
+        with self._lock:
+            self._batches.observe(size)
+
+    def observe_result(self, completion_tokens: int, masked: int) -> None:
+        """Count generated tokens and secrets masked in a completion."""
+        with self._lock:
+            self._tokens += completion_tokens
+            self._masked += masked
+
+    def observe_masked(self, count: int) -> None:
+        """Count secrets masked in a prompt."""
+        with self._lock:
+            self._masked += count
+
+    def render(self) -> str:
+        """The exposition text."""
+        with self._lock:
+            lines = _family("codex_requests_total", "counter", "HTTP requests answered, by route and status.")
+            for (route, status), count in sorted(self._requests.items()):
+                lines.append(f'codex_requests_total{{route="{route}",status="{status}"}} {count}')
+            lines += _family("codex_request_duration_seconds", "histogram", "Request latency in seconds, by route.")
+            for route, hist in sorted(self._latency.items()):
+                lines += hist.lines("codex_request_duration_seconds", f'route="{route}"')
+            lines += _family("codex_batch_size", "histogram", "Requests per batch handed to the model.")
+            lines += self._batches.lines("codex_batch_size", "")
+            lines += _family("codex_tokens_generated_total", "counter", "Completion tokens generated.")
+            lines.append(f"codex_tokens_generated_total {self._tokens}")
+            lines += _family("codex_secrets_masked_total", "counter", "Secrets masked in prompts and completions.")
+            lines.append(f"codex_secrets_masked_total {self._masked}")
+        lines += _family("codex_queue_depth", "gauge", "Requests waiting for the model.")
+        lines.append(f"codex_queue_depth {self._queue_depth()}")
+        lines += _family("codex_model_loaded", "gauge", "1 once the model is loaded.")
+        lines.append(f"codex_model_loaded {int(self._model_loaded())}")
+        return "\n".join(lines) + "\n"
+
+
+def _family(name: str, kind: str, help_text: str) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
+def _num(value: float) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)

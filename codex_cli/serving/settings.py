@@ -1,0 +1,64 @@
+"""What one server process needs to know, and how the CLI hands it to uvicorn's workers.
+
+``codex serve`` resolves the config once and passes it to every worker in one environment
+variable (``CODEX_SERVE_SETTINGS``, JSON, without the API key: that travels as
+``CODEX_API_KEY``). A factory started by plain ``uvicorn --factory`` reads ``CODEX_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from codex_cli.config import DEFAULT_SEED, MaskConfig, ModelConfig, ServeConfig, load_config
+from codex_cli.errors import ServeError
+
+SETTINGS_ENV = "CODEX_SERVE_SETTINGS"
+API_KEY_ENV = "CODEX_API_KEY"
+ECHO_MODEL = "echo"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The config sections a server uses, plus the checkpoint given on the command line."""
+
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    checkpoint_dir: str = "artifacts/ckpts"
+    checkpoint: Optional[str] = None
+    threads: int = 1
+    seed: int = DEFAULT_SEED
+
+    def api_key(self) -> Optional[str]:
+        """The bearer token clients must send: serve.api_key, else $CODEX_API_KEY, else None."""
+        return self.serve.api_key or os.environ.get(API_KEY_ENV) or None
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that rebuild these settings in a uvicorn worker."""
+        data = dataclasses.asdict(self)
+        data["serve"]["api_key"] = None
+        env = {SETTINGS_ENV: json.dumps(data)}
+        key = self.api_key()
+        if key:
+            env[API_KEY_ENV] = key
+        return env
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        """Settings handed over by ``codex serve``, else the config from $CODEX_CONFIG."""
+        raw = os.environ.get(SETTINGS_ENV)
+        if raw is None:
+            config = load_config()
+            return cls(serve=config.serve, model=config.model, mask=config.mask, checkpoint_dir=config.checkpoint.dir,
+                       threads=config.threads, seed=config.seed)
+        try:
+            data = json.loads(raw)
+            return cls(serve=ServeConfig(**data.pop("serve")), model=ModelConfig(**data.pop("model")),
+                       mask=MaskConfig(**data.pop("mask")), **data)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ServeError(f"${SETTINGS_ENV} is not valid server settings ({type(e).__name__}); "
+                             f"unset it and start the server with 'codex serve'") from e

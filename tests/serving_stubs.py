@@ -1,0 +1,59 @@
+"""Stub engines and settings shared by the serving tests (no torch)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from codex_cli.config import MaskConfig, ServeConfig
+from codex_cli.serving.batching import Job, JobResult
+from codex_cli.serving.output import CompletionText
+from codex_cli.serving.settings import ServeSettings
+
+# Looks like an OpenAI key to the masker; split so no single piece is a secret on its own.
+SECRET = "sk-proj-" + "Q7fA9xL2mN4pR6tV8wY0zB3cD5eG1hJ"
+SECRET_PIECES = ["key = ", SECRET[:5], SECRET[5:14], SECRET[14:26], SECRET[26:], " # done"]
+
+
+def settings(**serve: object) -> ServeSettings:
+    """Server settings with serve.* overrides (echo model unless an engine is given)."""
+    base = ServeConfig(model="echo")
+    return ServeSettings(serve=replace(base, **serve))
+
+
+class ScriptEngine:
+    """Emits the same pieces of text for every prompt, one piece per token."""
+
+    def __init__(self, pieces: list[str], name: str = "script") -> None:
+        self.pieces = pieces
+        self.name = name
+        self.batches: list[int] = []
+
+    def run(self, jobs: list[Job]) -> None:
+        self.batches.append(len(jobs))
+        for job in jobs:
+            text = CompletionText(job.request.stop, MaskConfig())
+            parts = []
+            pieces = self.pieces[: job.request.max_new_tokens]
+            for piece in pieces:
+                parts.append(text.feed(piece))
+                job.emit(parts[-1])
+                if text.stopped:
+                    break
+            parts.append(text.finish())
+            job.emit(parts[-1])
+            job.finish(JobResult("".join(parts), 1, len(pieces), "length", text.masked))
+
+
+class BlockingEngine(ScriptEngine):
+    """Holds every batch until ``release`` is set; ``entered`` is set when a batch starts."""
+
+    def __init__(self) -> None:
+        super().__init__(["ok"], name="blocking")
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, jobs: list[Job]) -> None:
+        self.entered.set()
+        self.release.wait(10)
+        super().run(jobs)
