@@ -47,13 +47,18 @@ SECRETS = st.one_of(
     st.tuples(_s(B64URL, 10, 40), _s(B64URL, 10, 80), _s(B64URL, 0, 43)).map(
         lambda t: ("", f"eyJ{t[0]}.eyJ{t[1]}.{t[2]}")),
     st.sampled_from(["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "]).flatmap(_pem).map(lambda p: ("", p)),
+    _s(ALNUM + "+/", 1, 64).map(lambda b: ("", f"---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\n{b}\n"
+                                             "---- END SSH2 ENCRYPTED PRIVATE KEY ----")),
+    _s(ALNUM + "+/", 1, 64).map(lambda b: ("", f"PuTTY-User-Key-File-3: ssh-ed25519\nPrivate-Lines: 1\n{b}\n"
+                                             f"Private-MAC: {'ab12' * 8}")),
 )
 SEPARATORS = st.sampled_from([" ", "\n", "\t", ", ", ";", "(", ")", "\r\n", "\"\n"])
 FILLER = _s(string.ascii_lowercase + string.digits + " \néü", 0, 30)
 FRAGMENTS = [
     b"sk-", b"AKIA", b"ASIA", b"ACCA", b"A3T", b"secret", b"SECRET_ACCESS_KEY", b"aws_", b"AIza", b"private_key",
     b'"', b"'", b": ", b" = ", b"=", b"ghp_", b"github_pat_", b"xox", b"xoxb-", b"xoxe.", b"xapp-",
-    b"hooks.slack.com/services/", b"https://", b"-----BEGIN", b" RSA PRIVATE KEY-----",
+    b"hooks.slack.com/services/", b"https://", b"-----BEGIN", b" RSA PRIVATE KEY-----", b"---- BEGIN", b" ----",
+    b"PuTTY-User-Key-File-2: ", b"Private-MAC: ", b"0a1b2c3d4e5f6a7b",
     b"-----END RSA PRIVATE KEY-----",
     b"eyJ", b".", b"\n", b"\r\n", b"\\n", b" ", ALLOW_MARKER, b"A1b2C3d4E5f6G7h8", b"ABCDEFGHIJKLMNOP", b"0123456789",
     b"\xff\xfe", b"\x00", "é".encode(),

@@ -69,6 +69,10 @@ POSITIVES = [
      S),
     ("private-key-unterminated", f"-----BEGIN ENCRYPTED PRIVATE KEY-----\n{PEM_BODY}\nThe end.",
      f"{S}\nThe end."),
+    ("private-key", f"---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nComment: \"rsa-key\"\n{PEM_BODY}\n"
+                    "---- END SSH2 ENCRYPTED PRIVATE KEY ----\n", f"{S}\n"),
+    ("putty-private-key", f"PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nPublic-Lines: 2\n{PEM_BODY}\n"
+                          f"Private-Lines: 2\n{PEM_BODY}\nPrivate-MAC: {'0a1b2c3d' * 5}\n", f"{S}\n"),
     ("jwt", f"Authorization: Bearer {JWT}\n", f"Authorization: Bearer {S}\n"),
     ("jwt", "t=eyJhbGciOiJub25lIn0.eyJzdWIiOiIxMjM0In0.", f"t={S}"),
 ]
@@ -85,6 +89,8 @@ NEGATIVES = [
     ("github-token", "ghost_protocol gh_pages ghp_short sketch_ghp"),
     ("github-fine-grained-pat", "github_pat_short, set_github_pat_value, github_pat_"),
     ("private-key-unterminated", "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEA+xGZ/wcz9ugFpP07Nspo6U17l0YhFiFpxxU4\n"),
+    ("private-key", "---- BEGIN SSH2 PUBLIC KEY ----\nAAAAB3NzaC1yc2EAAAADAQABAAABAQ\n---- END SSH2 PUBLIC KEY ----"),
+    ("putty-private-key", "PuTTY-User-Key-File-2: ssh-rsa\nPublic-Lines: 1\nAAAAB3NzaC1yc2EAAAADAQAB\n"),
     ("slack-token", "xoxo-gossip xoxb-not-a-token-at-all xox"),
     ("slack-webhook-url", "see https://hooks.slack.com/ for docs"),
     ("private-key",

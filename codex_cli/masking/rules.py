@@ -45,17 +45,21 @@ class Anchor:
 
 
 _TOKEN_CHARS = "A-Za-z0-9_-"
-_PEM_HEADER = r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-_PEM_FOOTER = r"-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+# PEM, OpenSSH and PGP use "-----BEGIN … PRIVATE KEY-----"; SSH2 (RFC 4716) uses "---- BEGIN … ----".
+_PEM_HEADER = r"(?:-----BEGIN|---- BEGIN)[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?(?:-----| ----)"
+_PEM_FOOTER = r"(?:-----END|---- END)[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?(?:-----| ----)"
 _NL = r"(?:\r?\n|\\r?\\n)"  # a real line break, or an escaped one inside a JSON/env string
 
 RULES: tuple[Rule, ...] = (
     Rule("private-key", "private-key", _PEM_HEADER + r"[\s\S]{0,32768}?" + _PEM_FOOTER,
-         description="PEM/OpenSSH/PGP private key block, BEGIN to END, across lines"),
+         description="PEM/OpenSSH/PGP/SSH2 private key block, BEGIN to END, across lines"),
     Rule("private-key-unterminated", "private-key",
          _PEM_HEADER + r"(?:" + _NL + r"(?:[A-Za-z0-9+/=]{1,128}|[A-Za-z-]{1,32}: [^\r\n\\]{0,128})"
          r"(?=[\r\n]|\\[rn]|\Z)){0,400}",
          description="private key header with no END line: the header and the key lines after it"),
+    Rule("putty-private-key", "private-key",
+         r"PuTTY-User-Key-File-[0-9]: [\s\S]{0,16384}?Private-(?:MAC|Hash): [0-9a-fA-F]{16,128}",
+         description="PuTTY .ppk key file, header to Private-MAC"),
     Rule("openai-api-key", "openai",
          r"(?<![A-Za-z0-9])sk-(?=[%s]{0,300}[0-9])(?=[%s]{0,300}[A-Z])[%s]{20,512}" % ((_TOKEN_CHARS,) * 3),
          description="OpenAI keys: sk-…, sk-…T3BlbkFJ…, sk-proj-…, sk-svcacct-…, sk-admin-…"),
@@ -90,6 +94,8 @@ RULES: tuple[Rule, ...] = (
 
 ANCHORS: tuple[Anchor, ...] = (
     Anchor(b"-----BEGIN", kind=BLOCK),
+    Anchor(b"---- BEGIN", kind=BLOCK),
+    Anchor(b"PuTTY-User-Key-File-", kind=BLOCK),
     Anchor(b"sk-"),
     *(Anchor(p) for p in (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")),
     Anchor(b"secret", offsets=(0, 3, 4), kind=LINE, caseless=True),
@@ -127,6 +133,8 @@ def _fixed(regex: bytes, anchor: bytes, after: int) -> HsPattern:
 _NOT_ALNUM = b"[^A-Za-z0-9]"
 HS_PATTERNS: tuple[HsPattern, ...] = (
     _fixed(b"-----BEGIN", b"-----BEGIN", 0),
+    _fixed(b"---- BEGIN", b"---- BEGIN", 0),
+    _fixed(b"PuTTY-User-Key-File-", b"PuTTY-User-Key-File-", 0),
     _fixed(_NOT_ALNUM + b"sk-[A-Za-z0-9_-]{8}", b"sk-", 8),  # {20} would take Hyperscan 60 ms to compile
     *(HsPattern(_NOT_ALNUM + p + b"[A-Z0-9]{0,23}[BDEFHIJKLMOPQRSVWXYZ0-9]", p, 1, 28, som=True)
       for p in (b"AKIA", b"ASIA", b"ABIA", b"ACCA")),
@@ -148,8 +156,10 @@ HS_PATTERNS: tuple[HsPattern, ...] = (
 _OFFSETS = {a.literal: max(a.offsets) for a in ANCHORS}
 TAIL = max([len(a.literal) + max(a.offsets) for a in ANCHORS] + [p.reach + _OFFSETS[p.anchor] for p in HS_PATTERNS]) - 1
 # A block candidate whose first bytes are not a private key header is decided after this many.
-PEM_HEADER_REACH = 72
-PEM_HEADER = re.compile(rb"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY")
+BLOCK_HEADER_REACH = 72
+BLOCK_HEADER = re.compile(rb"(?:-----BEGIN|---- BEGIN)[ A-Z0-9]{0,40}PRIVATE KEY|PuTTY-User-Key-File-[0-9]: ")
+# Block rules whose match ends on a fixed END line: once found, more input cannot change it.
+TERMINATED_BLOCKS = ("private-key", "putty-private-key")
 WHITESPACE = re.compile(rb"[ \t\n\r\f\v]")
 
 

@@ -18,19 +18,20 @@ from codex_cli.masking.rules import (
     ALLOW_MARKER,
     ALLOW_REACH,
     ANCHORS,
+    BLOCK_HEADER,
+    BLOCK_HEADER_REACH,
     COMBINED,
     LINE,
-    PEM_HEADER,
-    PEM_HEADER_REACH,
     REACH,
     RULE_BY_GROUP,
     RULES,
     TAIL,
+    TERMINATED_BLOCKS,
     TOKEN,
     WHITESPACE,
 )
 
-_PEM_TERMINATED = "r%d" % next(i for i, r in enumerate(RULES) if r.id == "private-key")
+_TERMINATED = frozenset(f"r{i}" for i, r in enumerate(RULES) if r.id in TERMINATED_BLOCKS)
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,8 @@ class ByteMasker:
         elif kind == LINE:
             decided = buf.find(b"\n", c) >= 0
         else:
-            decided = (match is not None and match.lastgroup == _PEM_TERMINATED) or (
-                n - c >= PEM_HEADER_REACH and PEM_HEADER.match(buf, c) is None)
+            decided = (match is not None and match.lastgroup in _TERMINATED and match.end() < n) or (
+                n - c >= BLOCK_HEADER_REACH and BLOCK_HEADER.match(buf, c) is None)
         if not decided:
             return None
         if match is not None and buf.find(b"\n", c) < 0 and c + ALLOW_REACH > n:
