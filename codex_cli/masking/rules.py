@@ -51,17 +51,20 @@ _PEM_FOOTER = r"(?:-----END|---- END)[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?(?:---
 _NL = r"(?:\r?\n|\\r?\\n)"  # a real line break, or an escaped one inside a JSON/env string
 
 RULES: tuple[Rule, ...] = (
-    Rule("private-key", "private-key", _PEM_HEADER + r"[\s\S]{0,32768}?" + _PEM_FOOTER,
+    # The body never runs past another BEGIN, so a run of headers costs linear, not quadratic, time.
+    Rule("private-key", "private-key", _PEM_HEADER + r"(?:(?!-----BEGIN|---- BEGIN)[\s\S]){0,32768}?" + _PEM_FOOTER,
          description="PEM/OpenSSH/PGP/SSH2 private key block, BEGIN to END, across lines"),
     Rule("private-key-unterminated", "private-key",
          _PEM_HEADER + r"(?:" + _NL + r"(?:[A-Za-z0-9+/=]{1,128}|[A-Za-z-]{1,32}: [^\r\n\\]{0,128})"
          r"(?=[\r\n]|\\[rn]|\Z)){0,400}",
          description="private key header with no END line: the header and the key lines after it"),
     Rule("putty-private-key", "private-key",
-         r"PuTTY-User-Key-File-[0-9]: [\s\S]{0,16384}?Private-(?:MAC|Hash): [0-9a-fA-F]{16,128}",
+         r"PuTTY-User-Key-File-[0-9]: (?:(?!PuTTY-User-Key-File-)[\s\S]){0,16384}?"
+         r"Private-(?:MAC|Hash): [0-9a-fA-F]{16,128}",
          description="PuTTY .ppk key file, header to Private-MAC"),
     Rule("openai-api-key", "openai",
-         r"(?<![A-Za-z0-9])sk-(?=[%s]{0,300}[0-9])(?=[%s]{0,300}[A-Z])[%s]{20,512}" % ((_TOKEN_CHARS,) * 3),
+         # a digit and an upper-case letter within 100 characters: T3BlbkFJ is there in every known format
+         r"(?<![A-Za-z0-9])sk-(?=[%s]{0,100}[0-9])(?=[%s]{0,100}[A-Z])[%s]{20,512}" % ((_TOKEN_CHARS,) * 3),
          description="OpenAI keys: sk-…, sk-…T3BlbkFJ…, sk-proj-…, sk-svcacct-…, sk-admin-…"),
     Rule("aws-access-key-id", "aws",
          r"(?<![A-Za-z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)"
