@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 import threading
+import time
 from dataclasses import replace
+from pathlib import Path
+
+import httpx
+from conftest import codex_exe
 
 from codex_cli.config import MaskConfig, ServeConfig
 from codex_cli.serving.batching import Job, JobResult
@@ -57,3 +66,45 @@ class BlockingEngine(ScriptEngine):
         self.entered.set()
         self.release.wait(10)
         super().run(jobs)
+
+
+class Server:
+    """A server process and what it printed."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, **(env or {})}
+        self.proc = subprocess.Popen([*args, "--port", str(self.port)], env=full_env, cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.output = ""
+
+    def wait_ready(self, path: str = "/healthz", timeout: float = 90) -> "Server":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.stop()
+            try:
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"server not ready: {self.stop()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        out, _ = self.proc.communicate(timeout=60)
+        self.output = out.decode(errors="replace")
+        return self.output
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def codex_serve(*args: str) -> list[str]:
+    """The ``codex serve`` command line with these arguments."""
+    return [codex_exe(), "serve", *args]

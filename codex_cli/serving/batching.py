@@ -191,7 +191,8 @@ class Batcher:
                 self.engine = self._load()
             except CodexError as e:
                 self.load_error = str(e)
-                log.error("codex: error: %s", e)
+                if not self._preload:  # with preload the startup failure reports it
+                    log.error("codex: error: %s", e)
             except Exception as e:  # a bug, not a user mistake: keep the traceback in the log
                 self.load_error = f"unexpected {type(e).__name__} while loading (see the server log)"
                 log.exception("loading the model failed")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 
 from codex_cli.errors import ServeError
 from codex_cli.serving.settings import ServeSettings
@@ -34,10 +35,17 @@ def run_server(settings: ServeSettings) -> ModelSource:
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return source
     server = uvicorn.Server(config)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; a drained server exits 0, not killed-by-signal
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         server.run()
-    except KeyboardInterrupt:  # a second Ctrl-C during the drain
+    except KeyboardInterrupt:  # Ctrl-C, re-raised the same way once drained
         pass
+    except SystemExit:  # uvicorn's exit when the lifespan startup failed; reported below
+        if server.started:
+            raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not server.started:
         reason = STARTUP_FAILURES[-1] if STARTUP_FAILURES else f"could not bind {serve.host}:{serve.port} (see above)"
         raise ServeError(f"the server did not start: {reason}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from codex_cli.config import DEFAULT_SEED, MaskConfig, ModelConfig, ServeConfig, load_config
-from codex_cli.errors import ServeError
+from codex_cli.errors import ConfigError, ServeError
 
 SETTINGS_ENV = "CODEX_SERVE_SETTINGS"
 API_KEY_ENV = "CODEX_API_KEY"
@@ -36,6 +36,12 @@ class ServeSettings:
     def api_key(self) -> Optional[str]:
         """The bearer token clients must send: serve.api_key, else $CODEX_API_KEY, else None."""
         return self.serve.api_key or os.environ.get(API_KEY_ENV) or None
+
+    def check(self) -> None:
+        """Raise ConfigError for settings that contradict each other."""
+        if self.serve.default_max_new_tokens > self.serve.max_new_tokens:
+            raise ConfigError(f"serve.default_max_new_tokens ({self.serve.default_max_new_tokens}) is above the cap "
+                              f"serve.max_new_tokens ({self.serve.max_new_tokens}); lower it or raise the cap")
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that rebuild these settings in a uvicorn worker."""

@@ -37,6 +37,7 @@ class ModelSource:
 
 def select_source(settings: ServeSettings) -> ModelSource:
     """Pick the model to serve and check that it exists, without loading it (no torch)."""
+    settings.check()
     if settings.checkpoint and settings.serve.model:
         raise UsageError("give either --checkpoint or --model (serve.model), not both")
     if settings.checkpoint:
