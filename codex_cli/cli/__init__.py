@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -20,13 +19,13 @@ from codex_cli.errors import CodexError
 class _CodexGroup(TyperGroup):
     """Root group that turns a CodexError into one line on stderr and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CodexError as error:
             if state(ctx).debug or os.environ.get("CODEX_DEBUG") == "1":
                 raise
-            click.echo(f"codex: error: {error}", err=True)
+            typer.echo(f"codex: error: {error}", err=True)
             ctx.exit(error.exit_code)
 
 
