@@ -176,11 +176,12 @@ def _report(args: argparse.Namespace, results: dict[str, list[float]], rss: dict
     print(f"train throughput: {args.model}, LoRA, batch {args.batch_size} x accum {args.grad_accum}, {args.steps} steps, "
           f"median of {args.runs} interleaved runs, torch threads {args.threads}, torch {torch.__version__}, "
           f"{os.cpu_count()} cpus")
-    print(f"{'implementation':<26} {'tokens/s':>10} {'codex ratio':>12} {'peak RSS MB':>12}")
+    print(f"{'implementation':<26} {'tokens/s':>10} {'min':>8} {'max':>8} {'codex ratio':>12} {'peak RSS MB':>12}")
     names = {"codex": "codex train (loop)", "trainer": "transformers Trainer+peft", "manual": "hand-written loop"}
     for impl in IMPLEMENTATIONS:
         ratio = median["codex"] / median[impl]
-        print(f"{names[impl]:<26} {median[impl]:>10,.0f} {ratio:>11.2f}x {rss[impl]:>12,.0f}")
+        low, high = min(results[impl]), max(results[impl])
+        print(f"{names[impl]:<26} {median[impl]:>10,.0f} {low:>8,.0f} {high:>8,.0f} {ratio:>11.2f}x {rss[impl]:>12,.0f}")
     print(f"targets: codex/Trainer >= 1.00x (got {median['codex'] / median['trainer']:.2f}x), "
           f"codex/hand-written >= 0.95x (got {median['codex'] / median['manual']:.2f}x)")
 
