@@ -238,3 +238,30 @@ def test_codex_tiny_tokenizer_round_trips_edge_cases(codex_tiny_tokenizer, text:
 def test_dtype_is_applied(tiny_model_dir: Path) -> None:
     cfg = replace(ModelConfig(name=str(tiny_model_dir)), dtype="bfloat16")
     assert next(load_model(cfg, LoraConfig()).model.parameters()).dtype == torch.bfloat16
+
+
+def test_codex_tiny_weights_are_the_documented_ones() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "codex-tiny.md").read_text(encoding="utf-8")
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "generation_config.json"):
+        digest = hashlib.sha256((BUILTIN_DIR / name).read_bytes()).hexdigest()
+        assert f"| `{name}` | `{digest}` |" in docs, f"docs/codex-tiny.md does not list the sha256 of {name}"
+
+
+def test_codex_tiny_is_a_pretrained_python_model() -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(BUILTIN_DIR).eval()
+    tokenizer = AutoTokenizer.from_pretrained(BUILTIN_DIR)
+
+    def loss(text: str) -> float:
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.no_grad():
+            return model(input_ids=ids, labels=ids).loss.item()
+
+    code = ("def moving_average(values, window):\n    \"\"\"Return the moving averages of values.\"\"\"\n"
+            "    result = []\n    total = 0\n    for index, value in enumerate(values):\n        total += value\n"
+            "        if index >= window:\n            total -= values[index - window]\n"
+            "        if index >= window - 1:\n            result.append(total / window)\n    return result\n")
+    prose = "The quick brown fox jumps over the lazy dog while the band plays jazz in the park."
+    # An untrained model scores ln(4096) = 8.3 nats/token; this one has learned Python, not English.
+    assert loss(code) < 4.5 < loss(prose)
