@@ -21,7 +21,8 @@ CHARS = ["a", "e", "x", ",", ";", "/", "-", "_", " ", "."]
 NUM, TEXT, ITEMS, MAP = ("x", "value", "number", "n"), ("text", "s", "line"), ("items", "values", "numbers"), (
     "mapping", "table", "counts")
 
-# (argument names, function names, docstrings, body); {a} is the argument, {n} {m} numbers, {w} {v} words, {c} {d} chars.
+# (argument names, function names, docstrings, body).
+# {a} is the argument, {n} {m} numbers, {w} {v} words, {c} {d} characters.
 TEMPLATES = [
     (NUM, ["add_{n}", "plus_{n}"], ["Return {a} plus {n}.", "Add {n} to {a}."], "return {a} + {n}"),
     (NUM, ["times_{n}", "scale_by_{n}"], ["Return {a} multiplied by {n}.", "Multiply {a} by {n}."], "return {a} * {n}"),
