@@ -338,3 +338,17 @@ def test_errors_never_quote_the_record(tmp_path: Path, tokenizer: Any, line: str
         load_datasets(_cfg(path, mask_secrets=True), tokenizer, seed=SEED)
     assert AWS_KEY not in str(info.value) and "AKIA" not in str(info.value)
     assert str(info.value).startswith(f"data file '{path}' line 1: ")
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    pytest.param(None, "data file 'train.jsonl' not found; check data.train", id="missing-file"),
+    pytest.param('{"text": "ok"}\n{"text": oops}\n',
+                 "data file 'train.jsonl' line 2: invalid JSON (Expecting value at column 10)", id="malformed"),
+])
+def test_data_errors_through_the_installed_codex(tmp_path: Path, setup: str | None, message: str) -> None:
+    from conftest import run_codex
+
+    if setup is not None:
+        _write(tmp_path / "train.jsonl", setup)
+    result = run_codex("train", "--lora", "data.train=train.jsonl", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"codex: error: {message}\n")

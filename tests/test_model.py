@@ -265,3 +265,16 @@ def test_codex_tiny_is_a_pretrained_python_model() -> None:
     prose = "The quick brown fox jumps over the lazy dog while the band plays jazz in the park."
     # An untrained model scores ln(4096) = 8.3 nats/token; this one has learned Python, not English.
     assert loss(code) < 4.5 < loss(prose)
+
+
+def test_missing_model_through_the_installed_codex(tmp_path: Path) -> None:
+    from conftest import run_codex
+
+    result = run_codex("train", "--lora", "model.name=acme/no-such-model", cwd=tmp_path)
+    cache = Path.home() / ".cache" / "huggingface" / "hub"
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"codex: error: model 'acme/no-such-model' not found: no local directory 'acme/no-such-model' and no copy "
+        f"in the Hugging Face cache ({cache}); set model.name to a local model directory or to 'codex-tiny', "
+        "download it once (huggingface-cli download acme/no-such-model), or set model.allow_download=true\n"
+    )
