@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -29,17 +30,25 @@ def _loss(value: Any) -> str:
 def _integrity(problems: list[str], rehashed: bool) -> str:
     if problems:
         return f"[red]CORRUPT[/red]: {escape(problems[0])}"
-    return "[green]verified[/green]" if rehashed else "[green]ok[/green] (sizes)"
+    return "[green]verified[/green]" if rehashed else "[green]ok[/green]"
+
+
+def _short_time(created: str | None) -> str:
+    # "2026-11-28T17:53:10.123456+00:00" -> "2026-11-28 17:53" (UTC): fits a narrow terminal
+    return created[:16].replace("T", " ") if created else "-"
 
 
 def render_dir(console: Console, summary: DirSummary) -> None:
     """The table of checkpoints in a directory, latest marked, and the run's loss sparkline."""
-    table = Table(title=f"Checkpoints in {escape(summary.directory)}", title_justify="left")
-    for column in ("", "name", "kind", "epoch", "step", "train loss", "eval loss", "size", "created", "integrity"):
-        table.add_column(column, justify="right" if column in ("epoch", "step", "size") else "left")
+    table = Table(title=f"Checkpoints in {escape(summary.directory)}", title_justify="left", box=box.SIMPLE_HEAD,
+                  padding=(0, 1), pad_edge=False, collapse_padding=True, show_edge=False)
+    for column in ("name", "kind", "epoch", "step", "train\nloss", "eval\nloss", "size", "created\n(UTC)",
+                   "check"):
+        table.add_column(column, justify="right" if column in ("epoch", "step", "size") else "left",
+                         no_wrap=column != "check", min_width=5 if column == "check" else None)
     for row in summary.rows:
-        table.add_row("★" if row.latest else "", row.name, row.kind or "-", _opt(row.epoch), _opt(row.step),
-                      _loss(row.train_loss), _loss(row.eval_loss), human_size(row.size), row.created or "-",
+        table.add_row(f"★ {row.name}" if row.latest else f"  {row.name}", row.kind or "-", _opt(row.epoch), _opt(row.step),
+                      _loss(row.train_loss), _loss(row.eval_loss), human_size(row.size), _short_time(row.created),
                       _integrity(row.problems, summary.rehashed))
     console.print(table)
     if summary.latest:
