@@ -80,6 +80,11 @@ def resolve_model_path(cfg: ModelConfig) -> Path | str:
     return _from_hf_cache(cfg)
 
 
+def downloads_allowed(cfg: ModelConfig) -> bool:
+    """Whether codex may reach the Hugging Face hub: only on an explicit opt-in, either switch."""
+    return cfg.allow_download or not cfg.local_files_only
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1 or name.endswith("/")
 
@@ -92,7 +97,7 @@ def _from_hf_cache(cfg: ModelConfig) -> Path | str:
     try:
         return Path(snapshot_download(cfg.name, revision=cfg.revision, cache_dir=cache, local_files_only=True))
     except (LocalEntryNotFoundError, HFValidationError, FileNotFoundError) as e:
-        if cfg.allow_download:
+        if downloads_allowed(cfg):
             return cfg.name
         raise ModelError(
             f"model '{cfg.name}' not found: no local directory '{cfg.name}' and no copy in the Hugging Face cache "
@@ -102,7 +107,7 @@ def _from_hf_cache(cfg: ModelConfig) -> Path | str:
 
 
 def _load_kwargs(cfg: ModelConfig, path: Path | str) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"local_files_only": not cfg.allow_download}
+    kwargs: dict[str, Any] = {"local_files_only": not downloads_allowed(cfg)}
     if isinstance(path, str) and cfg.revision:
         kwargs["revision"] = cfg.revision
     return kwargs

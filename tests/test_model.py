@@ -66,6 +66,10 @@ def test_missing_hub_model_with_download_allowed_is_left_to_from_pretrained() ->
     assert resolve_model_path(ModelConfig(name="acme/no-such-model", allow_download=True)) == "acme/no-such-model"
 
 
+def test_local_files_only_false_is_also_an_opt_in_to_downloads() -> None:
+    assert resolve_model_path(ModelConfig(name="acme/no-such-model", local_files_only=False)) == "acme/no-such-model"
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
