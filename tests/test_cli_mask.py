@@ -57,14 +57,21 @@ def test_unreadable_file_fails_before_writing_anything(tmp_path: Path, kind: str
     assert proc.stderr == f"codex: error: cannot read '{bad}': {reason}; pass a readable file, or '-' for stdin\n"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_permissions(tmp_path: Path) -> None:
+def test_unreadable_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root reads files whatever their mode, so the kernel's refusal is simulated at the open() the CLI uses.
     bad = tmp_path / "secret.txt"
     bad.write_text("x")
-    bad.chmod(0)
+    real_open = open
+
+    def refuse(path: object, *args: object, **kwargs: object) -> object:
+        if str(path) == str(bad):
+            raise PermissionError(13, "Permission denied", str(bad))
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("codex_cli.masking.files.open", refuse, raising=False)
     result = invoke(str(bad))
     assert result.exit_code == 2 and result.stdout == ""
-    assert "cannot read" in result.stderr and "Permission denied" in result.stderr
+    assert result.stderr == f"codex: error: cannot read '{bad}': Permission denied; pass a readable file, or '-' for stdin\n"
 
 
 def test_check_prints_nothing_and_sets_the_exit_code() -> None:
