@@ -15,7 +15,8 @@ from codex_cli import __version__
 from codex_cli.cli import app
 from conftest import run_codex
 
-HEAVY = ("torch", "transformers", "peft", "safetensors", "starlette", "uvicorn", "numpy", "tokenizers")
+# pydantic too: typer 0.29 pulls it in for every option, which doubled start-up.
+HEAVY = ("torch", "transformers", "peft", "safetensors", "starlette", "uvicorn", "numpy", "tokenizers", "pydantic")
 
 
 @pytest.fixture
@@ -155,6 +156,15 @@ def _modules_after(argv: list[str], tmp_path: Path, stdin: str = "") -> list[str
 )
 def test_fast_paths_never_import_heavy_libraries(argv: list[str], stdin: str, tmp_path: Path) -> None:
     assert _modules_after(argv, tmp_path, stdin) == []
+
+
+def test_file_arguments_and_options_stay_light(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("mask:\n  typed: true\n")
+    text = tmp_path / "in.txt"
+    text.write_text("token ghp_" + "a1B2" * 9 + "\n")
+    assert _modules_after(["--config", str(cfg), "mask", "--replacement", "X", str(text)], tmp_path) == []
+    assert _modules_after(["config", "show", "--config", str(cfg), "--json", "train.lr=0.1"], tmp_path) == []
 
 
 def test_the_guard_itself_detects_heavy_imports(tmp_path: Path) -> None:
