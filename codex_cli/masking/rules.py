@@ -9,6 +9,7 @@ candidate once it holds ``REACH`` bytes after it. Patterns work on bytes; text i
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -177,5 +178,16 @@ def compile_rules(rules: tuple[Rule, ...] = RULES) -> re.Pattern[bytes]:
     return re.compile(joined.encode("ascii"))
 
 
-COMBINED = compile_rules()
+@functools.cache
+def combined() -> re.Pattern[bytes]:
+    """The compiled rules, built on first use: input with no candidate never pays for compiling them."""
+    return compile_rules()
+
+
+def __getattr__(name: str) -> object:  # COMBINED stays importable, compiled lazily
+    if name == "COMBINED":
+        return combined()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 RULE_BY_GROUP = {f"r{i}": (i, rule) for i, rule in enumerate(RULES)}

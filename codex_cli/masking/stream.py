@@ -20,7 +20,6 @@ from codex_cli.masking.rules import (
     ANCHORS,
     BLOCK_HEADER,
     BLOCK_HEADER_REACH,
-    COMBINED,
     LINE,
     REACH,
     RULE_BY_GROUP,
@@ -29,6 +28,7 @@ from codex_cli.masking.rules import (
     TERMINATED_BLOCKS,
     TOKEN,
     WHITESPACE,
+    combined,
 )
 
 _TERMINATED = frozenset(f"r{i}" for i, r in enumerate(RULES) if r.id in TERMINATED_BLOCKS)
@@ -135,7 +135,7 @@ class ByteMasker:
     def _decide(self, buf: bytes, c: int, kind: int, final: bool) -> "re.Match[bytes] | bool | None":
         """The match at c (False: none), or None while more input could still change the answer."""
         n = len(buf)
-        match = COMBINED.match(buf, c)
+        match = combined().match(buf, c)
         if final or c + REACH <= n:
             return match or False
         if kind == TOKEN:
