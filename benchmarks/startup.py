@@ -1,6 +1,7 @@
 """Startup time of `codex --help` and `echo x | codex mask` against `python -c "import typer"`.
 
-Runs each command N times interleaved (so machine noise hits all of them alike), takes the
+The "empty Typer app --help" row is the floor of any rich Typer help screen (two commands, no
+code of ours), to tell codex's own cost from rich's. Runs each command N times interleaved (so machine noise hits all of them alike), takes the
 median wall time, and prints the ratios against the `import typer` floor. Target: <= 1.5x.
 
     python benchmarks/startup.py [--runs 15]
@@ -36,13 +37,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
+    empty_app = ("import typer\napp = typer.Typer()\n@app.command()\ndef a() -> None: 'a'\n"
+                 "@app.command()\ndef b() -> None: 'b'\napp()")
     cases = {
         'python -c "import typer"': ([sys.executable, "-c", "import typer"], b""),
+        "empty Typer app --help": ([sys.executable, "-c", empty_app, "--help"], b""),
         "codex --help": ([_codex(), "--help"], b""),
         "echo x | codex mask": ([_codex(), "mask"], b"x\n"),
         "codex config show": ([_codex(), "config", "show"], b""),
     }
-    env_note = f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, torch threads n/a (torch is never imported)"
+    editable = any("__editable__" in p.name for p in Path(sys.prefix).glob("lib/python*/site-packages/*"))
+    env_note = (f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, torch threads n/a (torch is never "
+                f"imported), {'editable' if editable else 'regular'} install")
     for cmd, stdin in cases.values():  # warm the page cache and .pyc files
         subprocess.run(cmd, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     times: dict[str, list[float]] = {name: [] for name in cases}
