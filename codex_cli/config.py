@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin, get_type_hints
 
-import yaml
-
 from codex_cli.errors import ConfigError
 
 DEFAULT_SEED = 1234
@@ -184,8 +182,13 @@ def load_config(
     ``overrides`` are ``dotted.key=value`` strings whose values are YAML scalars;
     ``flags`` maps dotted keys to values, and a None value means "flag not given".
     """
-    merged = _read_yaml(DEFAULTS_FILE, "packaged defaults")
     config_path = path if path is not None else os.environ.get(CONFIG_ENV) or None
+    if config_path is None and not overrides:
+        # Nothing to parse: skip importing yaml (start-up of `codex mask`). The dataclass defaults are
+        # the packaged defaults.yaml, value for value; tests/test_config.py keeps the two identical.
+        merged = CodexConfig().to_dict()
+    else:
+        merged = _read_yaml(DEFAULTS_FILE, "packaged defaults")
     problems: list[str] = []
     if config_path is not None:
         user = _read_yaml(Path(config_path), f"config file '{config_path}'")
@@ -216,10 +219,14 @@ def known_keys() -> list[str]:
 
 def dump_yaml(config: CodexConfig) -> str:
     """The resolved config as YAML, secrets redacted."""
+    import yaml
+
     return yaml.safe_dump(config.redacted_dict(), sort_keys=False, default_flow_style=False)
 
 
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
@@ -243,6 +250,8 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
+    import yaml
+
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
