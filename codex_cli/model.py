@@ -114,8 +114,8 @@ def _load_kwargs(cfg: ModelConfig, path: Path | str) -> dict[str, Any]:
 
 
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Hide transformers' per-load progress bars; codex prints its own progress."""
+def quiet_hf_progress() -> Iterator[None]:
+    """Hide transformers' load/save progress bars; codex prints its own progress."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
@@ -139,7 +139,7 @@ def _load_tokenizer(cfg: ModelConfig, path: Path | str) -> tuple[Any, list[str]]
     from transformers import AutoTokenizer
 
     try:
-        with _quiet_loading():
+        with quiet_hf_progress():
             tokenizer = AutoTokenizer.from_pretrained(path, **_load_kwargs(cfg, path))
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"cannot load the tokenizer of model '{cfg.name}' from {path} ({_first_line(e)}); "
@@ -182,7 +182,7 @@ def _from_pretrained(cfg: ModelConfig, path: Path | str) -> Any:
 
     dtype = getattr(torch, _DTYPES[cfg.dtype])
     try:
-        with _quiet_loading():
+        with quiet_hf_progress():
             return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **_load_kwargs(cfg, path))
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"cannot load model '{cfg.name}' from {path} ({_first_line(e)}); check that it is a "

@@ -15,10 +15,9 @@ import json
 import os
 import shutil
 import signal
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from codex_cli import __version__
 from codex_cli.checkpoint.layout import (
@@ -34,6 +33,7 @@ from codex_cli.checkpoint.layout import (
 )
 from codex_cli.checkpoint.resume import TrainState, save_training_state
 from codex_cli.errors import CheckpointError
+from codex_cli.model import quiet_hf_progress
 
 if TYPE_CHECKING:
     import torch
@@ -93,7 +93,7 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        with _no_progress_bars():
+        with quiet_hf_progress():
             model.save_pretrained(tmp)
             crash_point("write-weights", step)
             tokenizer.save_pretrained(tmp)
@@ -201,20 +201,6 @@ def _metadata(tmp: Path, info: dict[str, Any]) -> dict[str, Any]:
         "created_at": _now(),
     }
     return {**versions, **info, "files": file_manifest(tmp)}
-
-
-@contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """transformers shows a "Writing model shards" bar on save; the training progress bar is ours."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
