@@ -13,10 +13,11 @@ sooner by torchrun's agent, which stops the rest.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ContextManager, Literal
+from typing import Any, ContextManager, Iterator, Literal
 
 import torch
 import torch.distributed as dist
@@ -65,7 +66,8 @@ def detect_world() -> World:
         try:
             values[name] = int(raw)
         except ValueError as e:
-            raise UsageError(f"environment variable {name}={raw!r} is not an integer; launch codex with torchrun") from e
+            raise UsageError(f"environment variable {name}={raw!r} is not an integer; "
+                             "launch codex with torchrun") from e
     world = World(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
     if not 0 <= world.rank < world.world_size:
         raise UsageError(f"RANK={world.rank} is outside WORLD_SIZE={world.world_size}; launch codex with torchrun")
@@ -100,9 +102,10 @@ def init_distributed(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World
         return world
     backend = backend_for(device)
     if backend == "nccl":
-        if world.local_rank >= torch.cuda.device_count():
-            raise UsageError(f"local rank {world.local_rank} has no GPU (this machine has {torch.cuda.device_count()}); "
-                             "start at most one process per GPU (--nproc / --nproc_per_node)")
+        gpus = torch.cuda.device_count()
+        if world.local_rank >= gpus:
+            raise UsageError(f"local rank {world.local_rank} has no GPU (this machine has {gpus}); "
+                             "start at most one process per GPU (--nproc / --nproc-per-node)")
         torch.cuda.set_device(world.local_rank)
     try:
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
@@ -134,13 +137,30 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast_object(value: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``value`` on every rank (JSON-like values only; a no-op for a single process)."""
+def broadcast_json(value: Any, src: int = 0) -> Any:
+    """Rank ``src``'s JSON-serialisable ``value`` on every rank (sent as UTF-8 JSON bytes, never pickled)."""
     if not dist.is_initialized():
         return value
-    box = [value]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
+    device = _collective_device()
+    payload = json.dumps(value).encode("utf-8") if dist.get_rank() == src else b""
+    size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
+    dist.broadcast(size, src=src)
+    data = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
+    if payload:
+        data.copy_(torch.frombuffer(bytearray(payload), dtype=torch.uint8))
+    dist.broadcast(data, src=src)
+    return json.loads(bytes(data.cpu().tolist()).decode("utf-8"))
+
+
+@contextlib.contextmanager
+def main_process_first() -> Iterator[None]:
+    """Rank 0 runs the block first (to fill a cache, say), the other ranks after it (a no-op for one process)."""
+    others_wait = dist.is_initialized() and dist.get_rank() != 0
+    if others_wait:
+        dist.barrier()
+    yield
+    if dist.is_initialized() and not others_wait:
+        dist.barrier()
 
 
 def all_reduce_sum(value: float) -> float:

@@ -14,7 +14,7 @@ import sys
 import torch
 
 from codex_cli import distributed
-from codex_cli.sampler import WindowSampler
+from codex_cli.training.batches import epoch_windows, rank_windows
 
 EXAMPLES, FEATURES, STEPS_AT_MOST = 21, 4, 10
 
@@ -27,9 +27,8 @@ def main(out: str, global_batch: int) -> None:
     torch.manual_seed(world.rank)  # different on purpose: DDP must broadcast rank 0's initial weights
     model = distributed.wrap_model(torch.nn.Linear(FEATURES, 1), world, torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    sampler = WindowSampler(EXAMPLES, batch_size=global_batch // world.world_size, grad_accum=2, seed=7,
-                            rank=world.rank, world_size=world.world_size)
-    for step, window in enumerate(sampler.windows(epoch=0)):
+    windows = epoch_windows(EXAMPLES, batch_size=global_batch, grad_accum=2, seed=7, epoch=0)
+    for step, window in enumerate(rank_windows(windows, world.rank, world.world_size)):
         if distributed.agree_to_stop(step >= STEPS_AT_MOST, step):
             break
         real = [mb for mb in window if not mb.stand_in]
@@ -46,7 +45,7 @@ def main(out: str, global_batch: int) -> None:
               "weight": inner.weight.detach().flatten().tolist(), "bias": inner.bias.detach().tolist(),
               "rank_sum": distributed.all_reduce_sum(world.rank + 1),
               "any_rank_last": distributed.any_rank(world.rank == world.world_size - 1),
-              "broadcast": distributed.broadcast_object({"from": world.rank})}
+              "broadcast": distributed.broadcast_json({"from": world.rank, "path": "ck/é"})}
     if world.is_main:
         with open(out, "w", encoding="utf-8") as handle:
             json.dump(report, handle)

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from codex_cli import distributed
-from codex_cli.errors import CheckpointError, DistributedError, UsageError
+from codex_cli.errors import DistributedError, UsageError
 from codex_cli.launch import failure_error, torchrun_args, worker_argv
-from codex_cli.sampler import MicroBatch, WindowSampler, epoch_order
+from codex_cli.training.batches import MicroBatch, epoch_order, epoch_windows, rank_windows
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -23,13 +23,15 @@ WORKER = TESTS / "distributed_worker.py"
 TORCHRUN_TIMEOUT_S = 120
 
 
-def _sampler(n: int, batch: int, accum: int, world: int, rank: int = 0) -> WindowSampler:
-    return WindowSampler(n, batch_size=batch, grad_accum=accum, seed=1234, rank=rank, world_size=world)
+def _windows(n: int, batch: int, accum: int, world: int, rank: int = 0, epoch: int = 0) -> list[list[MicroBatch]]:
+    """What ``rank`` trains on when ``world`` ranks each take ``batch`` examples per micro-step."""
+    windows = epoch_windows(n, batch_size=batch * world, grad_accum=accum, seed=1234, epoch=epoch)
+    return rank_windows(windows, rank, world)
 
 
 def _merged(n: int, batch: int, accum: int, world: int, epoch: int = 0) -> list[list[list[int]]]:
     """The windows of all ranks put back together: each global micro-batch's real examples, rank by rank."""
-    per_rank = [_sampler(n, batch, accum, world, rank).windows(epoch) for rank in range(world)]
+    per_rank = [_windows(n, batch, accum, world, rank, epoch) for rank in range(world)]
     assert len({len(windows) for windows in per_rank}) == 1  # every rank takes the same number of steps
     merged = []
     for step, window in enumerate(per_rank[0]):
@@ -39,63 +41,36 @@ def _merged(n: int, batch: int, accum: int, world: int, epoch: int = 0) -> list[
     return merged
 
 
-# --- the sampler ------------------------------------------------------------------------------------------
+# --- which examples each rank trains on ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("n", "batch", "accum", "world"), [
     (64, 4, 1, 2), (37, 4, 2, 2), (23, 2, 3, 3), (9, 4, 1, 4), (5, 1, 1, 2),
 ], ids=["even", "short-last-window", "three-ranks", "fewer-left-than-ranks", "batch-1"])
 def test_n_ranks_with_batch_b_see_what_one_rank_with_batch_nb_sees(n: int, batch: int, accum: int, world: int) -> None:
-    single = [[mb.indices for mb in window] for window in _sampler(n, batch * world, accum, 1).windows(epoch=2)]
+    single = epoch_windows(n, batch_size=batch * world, grad_accum=accum, seed=1234, epoch=2)
     assert _merged(n, batch, accum, world, epoch=2) == single
-    assert sorted(i for window in single for mb in window for i in mb) == list(range(n))
+    assert [[mb.indices for mb in window] for window in _windows(n, batch * world, accum, 1, epoch=2)] == single
 
 
 def test_full_global_batches_give_every_rank_a_contiguous_slice() -> None:
     order = epoch_order(16, 1234, 0)
-    assert _sampler(16, 4, 1, 2, rank=1).windows(0)[0] == [MicroBatch(order[4:8])]
+    assert _windows(16, 4, 1, 2, rank=1)[0] == [MicroBatch(order[4:8])]
 
 
 def test_a_rank_left_without_examples_gets_a_stand_in() -> None:
     # 9 examples, 2 ranks x batch 4: the last global micro-batch holds 1 example, for rank 0 only.
-    last = [_sampler(9, 4, 1, 2, rank).windows(0)[-1][0] for rank in (0, 1)]
+    last = [_windows(9, 4, 1, 2, rank)[-1][0] for rank in (0, 1)]
     assert not last[0].stand_in and len(last[0].indices) == 1
     assert last[1] == MicroBatch(last[0].indices, stand_in=True)
 
 
-def test_order_is_seeded_per_epoch_and_never_touches_the_global_rng() -> None:
-    import torch
-
-    torch.manual_seed(0)
-    before = torch.get_rng_state()
-    first = _sampler(50, 4, 1, 2).windows(epoch=0)
-    assert torch.equal(torch.get_rng_state(), before)
-    assert _sampler(50, 4, 1, 2).windows(epoch=0) == first
-    assert _sampler(50, 4, 1, 2).windows(epoch=1) != first
-
-
-@pytest.mark.parametrize("start", [0, 1, 3, 5])
-def test_resuming_mid_epoch_skips_exactly_the_steps_done(start: int) -> None:
-    sampler = _sampler(37, 2, 2, 2, rank=1)
-    assert sampler.windows(epoch=1, start_step=start) == sampler.windows(epoch=1)[start:]
-
-
-def test_positions_are_world_size_independent() -> None:
-    two, one = _sampler(37, 4, 1, 2), _sampler(37, 8, 1, 1)  # the same 8 examples per optimizer step
-    assert two.steps_per_epoch() == one.steps_per_epoch() == 5
-    for step in range(6):
-        assert one.step_at(two.samples_before(step)) == step
-        assert two.step_at(one.samples_before(step)) == step
-
-
-def test_a_position_that_does_not_map_is_explained() -> None:
-    with pytest.raises(CheckpointError) as info:
-        _sampler(37, 4, 1, 2).step_at(12)
-    assert str(info.value) == (
-        "the checkpoint stopped after 12 examples of its epoch, which is not a whole number of optimizer steps "
-        "of 8 examples (2 processes x batch_size 4 x grad_accum 1); "
-        "resume with the checkpoint's processes x batch_size x grad_accum"
-    )
+def test_positions_do_not_depend_on_the_world_size() -> None:
+    # The same examples per optimizer step (2 x 2 x 2 = 1 x 4 x 2 = 8): step k covers the same examples.
+    two, one = _merged(37, 2, 2, 2, epoch=1), _windows(37, 4, 2, 1, epoch=1)
+    assert len(two) == len(one) == 5
+    for step in range(5):
+        assert sorted(i for mb in two[step] for i in mb) == sorted(i for mb in one[step] for i in mb.indices)
 
 
 # --- the runtime in one process, and torchrun's environment -------------------------------------------------
@@ -113,9 +88,10 @@ def test_single_process_helpers_are_no_ops(monkeypatch: pytest.MonkeyPatch) -> N
     assert distributed.wrap_model(model, world, torch.device("cpu")) is model
     assert distributed.unwrap_model(model) is model
     assert distributed.all_reduce_sum(3) == 3 and distributed.any_rank(True) and not distributed.any_rank(False)
-    assert distributed.broadcast_object({"a": 1}) == {"a": 1}
+    assert distributed.broadcast_json({"a": 1}) == {"a": 1}
     assert distributed.agree_to_stop(False, step=1) is False
-    distributed.barrier()
+    with distributed.main_process_first():
+        distributed.barrier()
     distributed.shutdown()
 
 
@@ -129,7 +105,7 @@ def test_world_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(UsageError, match=r"^RANK=4 is outside WORLD_SIZE=4; launch codex with torchrun$"):
         distributed.detect_world()
     monkeypatch.setenv("RANK", "x")
-    with pytest.raises(UsageError, match=r"^environment variable RANK='x' is not an integer; launch codex with torchrun$"):
+    with pytest.raises(UsageError, match=r"^environment variable RANK='x' is not an integer; launch codex with torch"):
         distributed.detect_world()
 
 
@@ -201,7 +177,7 @@ def test_ddp_with_no_sync_matches_one_process_on_the_global_batch(tmp_path: Path
     assert single["steps"] == double["steps"] == 2  # 21 examples / 4 per micro-step / 2 micro-steps: 3 windows
     assert double["weight"] == pytest.approx(single["weight"], abs=1e-6)
     assert double["bias"] == pytest.approx(single["bias"], abs=1e-6)
-    assert (double["rank_sum"], double["any_rank_last"], double["broadcast"]) == (3, True, {"from": 0})
+    assert (double["rank_sum"], double["any_rank_last"], double["broadcast"]) == (3, True, {"from": 0, "path": "ck/é"})
 
 
 def test_a_dead_rank_stops_the_whole_launch_with_its_name(tmp_path: Path) -> None:
@@ -299,7 +275,8 @@ def test_two_processes_match_one_process_with_the_global_batch(one_proc: Path, t
 def test_only_rank_0_writes(one_proc: Path, two_proc: tuple) -> None:
     two, result = two_proc
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one_proc.iterdir())
-    assert len((two / "metrics.jsonl").read_text().splitlines()) == len((one_proc / "metrics.jsonl").read_text().splitlines())
+    lines = [len((d / "metrics.jsonl").read_text().splitlines()) for d in (one_proc, two)]
+    assert lines[0] == lines[1]
     # --quiet prints the checkpoint path once: rank 1 prints nothing
     assert result.stdout.strip().splitlines()[-1:] == [str(two / "epoch-0001")]
     assert result.stdout.count(str(two / "epoch-0001")) == 1
@@ -340,5 +317,6 @@ def test_a_rank_that_dies_stops_codex_train_nproc(workdir: Path) -> None:
     assert result.returncode == distributed.FAULT_EXIT_CODE
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("codex: error: rank 1 exited with code 17 (pid ")
-    assert last.endswith("in a 2-process run, so every rank was stopped; see its output above (add --debug for tracebacks)")
+    assert last.endswith("in a 2-process run, so every rank was stopped; see its output above "
+                         "(add --debug for tracebacks)")
     assert not (workdir / "killed" / "epoch-0001").exists()

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 STATE_FORMAT = 1
 # Config keys that may change between a run and its resume without changing what the run means.
 RESUMABLE_CHANGES = (
-    "threads", "train.epochs", "train.max_steps", "train.log_every", "train.gradient_checkpointing",
+    "threads", "train.epochs", "train.max_steps", "train.log_every", "train.gradient_checkpointing", "train.nproc",
     "checkpoint.", "serve.", "model.local_files_only", "model.allow_download", "data.cache_dir",
 )
+# On another number of processes these may change, as long as processes x batch_size x grad_accum does not.
+PER_STEP_KEYS = ("train.batch_size", "train.grad_accum")
 
 
 @dataclass
@@ -54,6 +56,7 @@ class TrainState:
     best_eval_loss: Optional[float] = None
     schedule: dict[str, Any] = field(default_factory=dict)  # the lr schedule in force (name, warmup, total)
     data: dict[str, Any] = field(default_factory=dict)  # fingerprint of the data: example counts
+    world_size: int = 1  # processes that trained it; with batch_size x grad_accum, the examples per step
 
 
 @dataclass
@@ -79,11 +82,20 @@ def resolve_resume(ckpt_dir: Path, path: Path | None) -> Path:
     return Path(ckpt_dir) / name
 
 
-def check_compatible(checkpoint: Path, metadata: dict[str, Any], config: dict[str, Any], base: dict[str, Any]) -> None:
-    """Refuse to resume when the config or the base model changes the meaning of the run, listing the keys."""
+def check_compatible(checkpoint: Path, metadata: dict[str, Any], config: dict[str, Any], base: dict[str, Any],
+                     *, saved_world_size: int = 1, world_size: int = 1) -> None:
+    """Refuse to resume when the config or the base model changes the meaning of the run, listing the keys.
+
+    A resume on another number of processes may change batch_size and grad_accum when the examples
+    per optimizer step stay the same (2 processes x batch 4 = 1 process x batch 8).
+    """
     saved, current = _flatten(metadata.get("config") or {}), _flatten(config)
+    rescaled = saved_world_size != world_size
+    if rescaled:
+        _check_examples_per_step(checkpoint, saved, current, saved_world_size, world_size)
     differ = [key for key in sorted(set(saved) | set(current))
-              if saved.get(key) != current.get(key) and not key.startswith(RESUMABLE_CHANGES)]
+              if saved.get(key) != current.get(key) and not key.startswith(RESUMABLE_CHANGES)
+              and not (rescaled and key in PER_STEP_KEYS)]
     shown = [f"{key} ({saved.get(key)!r} -> {current.get(key)!r})" for key in differ]
     saved_base = (metadata.get("base_model") or {}).get("config_sha256")
     if saved_base and base.get("config_sha256") and saved_base != base["config_sha256"]:
@@ -92,6 +104,22 @@ def check_compatible(checkpoint: Path, metadata: dict[str, Any], config: dict[st
         raise CheckpointError(
             f"cannot resume from '{checkpoint}': the config differs in {', '.join(shown)}; "
             "resume with the checkpoint's values or start a new run in another checkpoint.dir"
+        )
+
+
+def _check_examples_per_step(checkpoint: Path, saved: dict[str, Any], current: dict[str, Any],
+                             saved_world_size: int, world_size: int) -> None:
+    def per_step(flat: dict[str, Any], world: int) -> tuple[int, str]:
+        batch, accum = flat.get("train.batch_size"), flat.get("train.grad_accum")
+        procs = "process" if world == 1 else "processes"
+        return world * batch * accum, f"{world} {procs} x batch_size {batch} x grad_accum {accum}"
+
+    (before, how_before), (now, how_now) = per_step(saved, saved_world_size), per_step(current, world_size)
+    if before != now:
+        raise CheckpointError(
+            f"cannot resume from '{checkpoint}': it was trained with {before} examples per optimizer step "
+            f"({how_before}) but this run has {now} ({how_now}); set train.batch_size so that "
+            f"processes x batch_size x grad_accum = {before}"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -32,14 +33,21 @@ def train(
                      "an argument: codex train --resume PATH (checkpoint.resume)."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; print only the checkpoint path.")] = False,
+    nproc: Annotated[Optional[int], typer.Option(help="Train on N processes of this machine with torch.distributed (DDP), "
+                                                       "through torchrun's agent (train.nproc).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Fine-tune the configured model on the configured data, checkpointing every epoch (Ctrl-C saves and exits 130)."""
     overrides, resume_path = _split_resume_path(overrides or [], resume)
     flags = {"train.epochs": epochs, "lora.enabled": lora, "train.max_steps": max_steps, "train.batch_size": batch_size,
              "train.lr": lr, "model.name": model, "data.train": data,
-             "checkpoint.resume": True if resume else None}
+             "checkpoint.resume": True if resume else None, "train.nproc": nproc}
     cfg = resolve_config(ctx, config, overrides, flags)
+    from codex_cli.distributed import launched_by_torchrun
+
+    if cfg.train.nproc > 1 and not launched_by_torchrun():  # inside a rank, torchrun already chose the processes
+        _launch(cfg.train.nproc, cfg.train.strategy, cfg.threads)
+        return
     from codex_cli.training import train as run_training
     from codex_cli.training.progress import QuietReporter, RichReporter
 
@@ -49,13 +57,33 @@ def train(
         resume_path=resume_path,
         reporter=QuietReporter() if quiet else RichReporter(),
     )
+    if result.rank == 0:  # under torchrun the other ranks print nothing
+        _report(result, quiet)
+    if result.interrupted:
+        raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _report(result: TrainResult, quiet: bool) -> None:
     if quiet:
         typer.echo(str(result.checkpoint) if result.checkpoint else "")
     else:
         _render(result)
     if result.interrupted:
         typer.echo(f"codex: interrupted; saved {result.checkpoint}, continue with 'codex train --resume'", err=True)
-        raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _launch(nproc: int, strategy: str, threads: int) -> None:
+    """Run this very command line on ``nproc`` ranks under torchrun's agent (codex_cli.launch)."""
+    from codex_cli.distributed import check_strategy
+    from codex_cli.launch import launch_local
+
+    check_strategy(strategy)
+    if "train" not in sys.argv[1:]:
+        raise UsageError("--nproc relaunches codex's own command line; run 'codex train --nproc N' from a shell, "
+                         "or torchrun --nproc-per-node N -m codex_cli train")
+    code = launch_local(nproc, sys.argv[1:], threads=threads)
+    if code:
+        raise typer.Exit(code)
 
 
 def _split_resume_path(args: list[str], resume: bool) -> tuple[list[str], Optional[Path]]:

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from codex_cli import distributed
 from codex_cli.checkpoint import store
 from codex_cli.checkpoint.resume import resolve_resume
 from codex_cli.data import collate, load_datasets
 from codex_cli.errors import DataError
 from codex_cli.model import base_identity, load_model
 from codex_cli.runtime import configure_threads, seed_everything
-from codex_cli.training.batches import epoch_windows
+from codex_cli.training.batches import MicroBatch, epoch_windows, rank_windows
 from codex_cli.training.progress import QuietReporter
 from codex_cli.training.run import Run, build_optimizer, check_fresh_dir, perplexity, restore, save
 from codex_cli.training.schedule import lr_at, make_plan
@@ -53,6 +54,7 @@ class TrainResult:
     checkpoints_written: tuple[str, ...]
     resumed_from: Optional[Path]
     interrupted: bool
+    rank: int = 0  # under torchrun only rank 0 reports
 
 
 def train(
@@ -74,24 +76,33 @@ def train(
 
     ``run_config`` is the resolved config with secrets redacted: it is stored in every checkpoint and
     compared on resume. SIGINT/SIGTERM stop at the next step boundary with an ``interrupt`` checkpoint.
+    Started by torchrun, each process trains as one rank of a DDP run (docs/distributed.md).
     """
-    reporter = reporter or QuietReporter()
     threads_used = configure_threads(threads)
+    distributed.check_strategy(train_cfg.strategy)
+    world = distributed.init_distributed(model_cfg.device)
+    reporter = (reporter or QuietReporter()) if world.is_main else QuietReporter()  # rank 0 alone shows progress
     seed_everything(seed)
     resuming = resume or resume_path is not None
     checkpoint = resolve_resume(Path(ckpt_cfg.dir), resume_path) if resuming else None  # fail before loading
-    notes = [] if resuming else check_fresh_dir(Path(ckpt_cfg.dir))
+    if checkpoint is not None:  # every rank resumes from the checkpoint rank 0 chose
+        checkpoint = Path(distributed.broadcast_json(str(checkpoint)))
+    notes = check_fresh_dir(Path(ckpt_cfg.dir)) if world.is_main and not resuming else []
     loaded = load_model(model_cfg, lora_cfg, gradient_checkpointing=train_cfg.gradient_checkpointing)
-    data = load_datasets(data_cfg, loaded.tokenizer, seed=seed, mask_replacement=mask_replacement)
+    with distributed.main_process_first():  # rank 0 tokenizes and fills the cache, the others then read it
+        data = load_datasets(data_cfg, loaded.tokenizer, seed=seed, mask_replacement=mask_replacement)
     if not data.train:
         raise DataError(f"no training examples in '{data.train_path}'; add records to it or point data.train elsewhere")
-    plan = make_plan(len(data.train), batch_size=train_cfg.batch_size, grad_accum=train_cfg.grad_accum,
+    plan = make_plan(len(data.train), batch_size=train_cfg.batch_size * world.world_size,
+                     grad_accum=train_cfg.grad_accum,
                      epochs=train_cfg.epochs, max_steps=train_cfg.max_steps, lr=train_cfg.lr,
                      schedule=train_cfg.scheduler, warmup_steps=train_cfg.warmup_steps,
                      warmup_ratio=train_cfg.warmup_ratio)
     run = Run(loaded, data, build_optimizer(loaded.model, train_cfg), plan, train_cfg, ckpt_cfg, seed,
-              base_identity(model_cfg), run_config, reporter)
+              base_identity(model_cfg), run_config, reporter, world)
     notes += restore(run, checkpoint) if checkpoint is not None else []
+    run.step_model = distributed.wrap_model(loaded.model, world, run.device, train_cfg.strategy)
+    distributed.seed_rank(seed, world, run.state.global_step)  # dropout: ranks > 0 get their own streams
     _introduce(run, threads_used, [*loaded.notes, *notes])
     if not resuming:
         run.state.initial_eval_loss = _evaluate(run)
@@ -102,22 +113,24 @@ def train(
             interrupted = _fit(run, stop)
         finally:
             reporter.stop()
+    distributed.shutdown()
     return _result(run, threads_used, interrupted)
 
 
 def _fit(run: Run, stop: StopRequest) -> bool:
     """Train epoch by epoch from the run's position; True when stopped by a signal."""
     cfg, state = run.train_cfg, run.state
-    run.loaded.model.train()  # from_pretrained returns eval mode; dropout must be on while training
+    run.step_model.train()  # from_pretrained returns eval mode; dropout must be on while training
     for epoch in range(state.epoch, cfg.epochs):
         if state.global_step >= run.plan.total_steps:  # resumed a run that already reached max_steps
             break
-        windows = epoch_windows(len(run.data.train), batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                                seed=run.seed, epoch=epoch)
+        windows = _rank_windows(run, epoch)
         while state.step_in_epoch < len(windows) and state.global_step < run.plan.total_steps:
             stats = _step(run, windows[state.step_in_epoch])
             _after_step(run, stats, epoch)
             store.crash_point("step", state.global_step)  # tests only: SIGKILL right after this step
+            # Ranks stop at the same step (or the others would wait forever in the next all-reduce).
+            stop.requested = distributed.agree_to_stop(stop.requested, state.global_step)
             boundary = state.step_in_epoch == len(windows) or state.global_step == run.plan.total_steps
             if stop.requested and not boundary:
                 save(run, "interrupt")
@@ -133,15 +146,24 @@ def _fit(run: Run, stop: StopRequest) -> bool:
     return False
 
 
-def _step(run: Run, window: list[list[int]]) -> StepStats:
+def _rank_windows(run: Run, epoch: int) -> list[list[MicroBatch]]:
+    """This rank's share of the epoch's windows of the global batch (all of them in one process)."""
+    cfg, world = run.train_cfg, run.world
+    windows = epoch_windows(len(run.data.train), batch_size=cfg.batch_size * world.world_size,
+                            grad_accum=cfg.grad_accum, seed=run.seed, epoch=epoch)
+    return rank_windows(windows, world.rank, world.world_size)
+
+
+def _step(run: Run, window: list[MicroBatch]) -> StepStats:
     """Collate one accumulation window and take one optimizer step at the scheduled learning rate."""
     pad_id = run.loaded.tokenizer.pad_token_id
     device = run.device
-    batches = [{k: v.to(device) for k, v in collate([run.data.train[i] for i in batch], pad_id).items()}
-               for batch in window]
+    batches = [{k: v.to(device) for k, v in collate([run.data.train[i] for i in micro.indices], pad_id).items()}
+               for micro in window]
     run.last_lr = lr_at(run.state.global_step, run.plan)
-    return train_step(run.loaded.model, run.optimizer, batches, lr=run.last_lr, grad_clip=run.train_cfg.grad_clip,
-                      precision=run.train_cfg.precision)
+    return train_step(run.step_model, run.optimizer, batches, lr=run.last_lr, grad_clip=run.train_cfg.grad_clip,
+                      precision=run.train_cfg.precision, stand_ins=[micro.stand_in for micro in window],
+                      world_size=run.world.world_size)
 
 
 def _after_step(run: Run, stats: StepStats, epoch: int) -> None:
@@ -160,7 +182,8 @@ def _after_step(run: Run, stats: StepStats, epoch: int) -> None:
         record = {"event": "step", "step": state.global_step, "epoch": epoch + 1, "loss": stats.loss,
                   "lr": run.last_lr, "tokens_per_s": _tokens_per_s(run), "grad_norm": stats.grad_norm,
                   "tokens_seen": state.tokens_seen}
-        store.append_metrics(run.ckpt_dir, record)  # DDP (issue #7): rank 0 only, like every write
+        if run.world.is_main:  # rank 0 alone writes, like every write
+            store.append_metrics(run.ckpt_dir, record)
         run.reporter.step(record)
 
 
@@ -194,13 +217,15 @@ def _log_eval(run: Run, epoch: int, train_loss: float, eval_loss: Optional[float
     record = {"event": "epoch_end", "step": state.global_step, "epoch": epoch + 1, "loss": train_loss,
               "lr": run.last_lr, "tokens_per_s": _tokens_per_s(run), "eval_loss": eval_loss,
               "perplexity": perplexity(eval_loss), "tokens_seen": state.tokens_seen}
-    store.append_metrics(run.ckpt_dir, record)
+    if run.world.is_main:
+        store.append_metrics(run.ckpt_dir, record)
     run.reporter.epoch_end(record)
 
 
 def _evaluate(run: Run) -> Optional[float]:
     pad_id = run.loaded.tokenizer.pad_token_id
-    device, size, examples = run.device, run.train_cfg.batch_size, run.data.eval
+    world = run.world  # each rank scores its shard; evaluate() sums over the ranks
+    device, size, examples = run.device, run.train_cfg.batch_size, run.data.eval[world.rank::world.world_size]
     batches = ({k: v.to(device) for k, v in collate(examples[i:i + size], pad_id).items()}
                for i in range(0, len(examples), size))
     return evaluate(run.loaded.model, batches, run.train_cfg.precision)
@@ -235,4 +260,5 @@ def _result(run: Run, threads: int, interrupted: bool) -> TrainResult:
         initial_eval_loss=state.initial_eval_loss, eval_loss=state.last_eval_loss,
         perplexity=perplexity(state.last_eval_loss), checkpoint=run.last_checkpoint,
         checkpoints_written=tuple(run.written), resumed_from=run.resumed_from, interrupted=interrupted,
+        rank=run.world.rank,
     )

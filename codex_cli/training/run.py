@@ -19,6 +19,7 @@ from codex_cli.checkpoint.resume import (
     load_weights,
     restore_rng,
 )
+from codex_cli.distributed import World
 from codex_cli.errors import CheckpointError
 from codex_cli.training.progress import QuietReporter
 from codex_cli.training.schedule import Plan
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Run:
-    """The model, data, optimizer, plan and counters of one training run (rank 0's view under DDP)."""
+    """The model, data, optimizer, plan and counters of one training run (this rank's view under DDP)."""
 
     loaded: LoadedModel
     data: Datasets
@@ -43,6 +44,8 @@ class Run:
     base_model: dict[str, str]
     config: dict[str, Any]  # the resolved config, secrets redacted, recorded in every checkpoint
     reporter: QuietReporter
+    world: World = field(default_factory=World)
+    step_model: Optional[torch.nn.Module] = None  # what steps run through: the DDP wrapper, or loaded.model
     state: TrainState = field(default_factory=TrainState)
     resumed_from: Optional[Path] = None
     written: list[str] = field(default_factory=list)
@@ -90,13 +93,14 @@ def check_fresh_dir(ckpt_dir: Path) -> list[str]:
 def restore(run: Run, checkpoint: Path) -> list[str]:
     """Continue ``run`` from ``checkpoint``: weights, optimizer, counters, data position, then every RNG."""
     metadata, restored = load_checkpoint_for_resume(checkpoint)
-    check_compatible(checkpoint, metadata, run.config, run.base_model)
+    check_compatible(checkpoint, metadata, run.config, run.base_model,
+                     saved_world_size=restored.state.world_size, world_size=run.world.world_size)
     if restored.state.data and restored.state.data != run.data_fingerprint():
         raise CheckpointError(
             f"cannot resume from '{checkpoint}': the training data changed ({_counts(run.data_fingerprint())} now, "
             f"{_counts(restored.state.data)} in the checkpoint); resume with the same data files"
         )
-    notes = _adopt(run.ckpt_dir, checkpoint, restored.state)
+    notes = _adopt(run.ckpt_dir, checkpoint, restored.state) if run.world.is_main else []  # rank 0 writes
     load_weights(run.loaded.model, checkpoint, metadata["kind"])
     run.optimizer.load_state_dict(restored.optimizer)
     run.state = restored.state
@@ -106,7 +110,7 @@ def restore(run: Run, checkpoint: Path) -> list[str]:
     if run.state.schedule and run.state.schedule != run.plan.to_dict():
         notes.append(f"the run now has {run.plan.total_steps} steps (was {run.state.schedule.get('total_steps')}): "
                      "the learning-rate schedule is recomputed over the new total")
-    dropped = store.truncate_metrics(run.ckpt_dir, after_step=run.state.global_step)
+    dropped = store.truncate_metrics(run.ckpt_dir, after_step=run.state.global_step) if run.world.is_main else 0
     if dropped:
         notes.append(f"dropped {dropped} metrics.jsonl lines logged after step {run.state.global_step} (not checkpointed)")
     restore_rng(restored.rng_tensors, restored.rng_json)  # last: building the model above consumed RNG
@@ -129,12 +133,16 @@ def _adopt(ckpt_dir: Path, checkpoint: Path, state: TrainState) -> list[str]:
     return [f"rewound {LATEST_FILE} from {latest} to {checkpoint.name}; later checkpoints are replaced as the run reaches them"]
 
 
-def save(run: Run, reason: str, *, eval_loss: Optional[float] = None) -> Path:
+def save(run: Run, reason: str, *, eval_loss: Optional[float] = None) -> Optional[Path]:
     """Checkpoint the run now (``reason``: epoch, steps or interrupt) through the checkpoint store.
 
-    Under DDP (issue #7) only rank 0 calls this, with the unwrapped model, and the other ranks wait.
+    Under DDP only rank 0 writes (the unwrapped model: every rank holds the same weights); the others
+    return None at once and wait for it in their next collective.
     """
+    if not run.world.is_main:
+        return None
     state = run.state
+    state.world_size = run.world.world_size
     state.schedule = run.plan.to_dict()
     state.data = run.data_fingerprint()
     name = {"epoch": f"epoch-{state.epoch:04d}", "steps": f"step-{state.global_step:08d}",

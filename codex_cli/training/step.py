@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, ContextManager, Iterable, Literal, Optional
+from typing import Any, ContextManager, Iterable, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from codex_cli.distributed import all_reduce_sum, all_reduce_sums, no_sync
 
 IGNORE_INDEX = -100
 
@@ -52,21 +54,29 @@ def train_step(
     lr: float,
     grad_clip: Optional[float],
     precision: Literal["fp32", "bf16"],
+    stand_ins: Sequence[bool] = (),
+    world_size: int = 1,
 ) -> StepStats:
     """Accumulate gradients over the micro-batches of ``window``, clip, and take one optimizer step.
 
     Each micro-batch contributes its *summed* token loss divided by the target tokens of the whole
     window, so the accumulated gradient is that of the window's mean token loss however the window
     is split into micro-batches (batch 8 x accum 1 == batch 4 x accum 2), last partial window included.
+    Under DDP the window is global: its target tokens are counted over all ranks, and ``stand_ins``
+    marks micro-batches that only keep this rank in step (their loss, tokens and samples count zero).
+    The returned stats are those of the global window, the same on every rank.
     """
-    targets = sum(count_targets(batch) for batch in window)
+    counted = [not stand_in for stand_in in stand_ins] if stand_ins else [True] * len(window)
+    targets = all_reduce_sum(sum(count_targets(b) for b, real in zip(window, counted) if real))
     for group in optimizer.param_groups:
         group["lr"] = lr
     total = 0.0
-    for batch in window:
-        # DDP (issue #7): all-reduce `targets` above, and run all but the last micro-batch under model.no_sync().
-        summed = loss_sum(model, batch, precision)
-        (summed / max(targets, 1)).backward()
+    for i, (batch, real) in enumerate(zip(window, counted)):
+        # DDP all-reduces gradients once per window: on the last micro-step, not under no_sync.
+        with no_sync(model, skip_sync=i < len(window) - 1):
+            summed = loss_sum(model, batch, precision) * (1.0 if real else 0.0)
+            # DDP averages gradients over ranks; times world_size, that is the sum over every rank's tokens.
+            (summed * world_size / max(targets, 1)).backward()
         total += summed.item()
     grad_norm = None
     if grad_clip is not None:
@@ -74,14 +84,15 @@ def train_step(
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    inputs = sum(int(batch["attention_mask"].sum()) for batch in window)
-    samples = sum(int(batch["input_ids"].shape[0]) for batch in window)
+    inputs = sum(int(b["attention_mask"].sum()) for b, real in zip(window, counted) if real)
+    samples = sum(int(b["input_ids"].shape[0]) for b, real in zip(window, counted) if real)
+    total, inputs, samples = all_reduce_sums(total, inputs, samples)
     return StepStats(total / max(targets, 1), targets, inputs, samples, grad_norm)
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], precision: Literal["fp32", "bf16"]) -> Optional[float]:
-    """Mean token loss over ``batches`` in eval mode (dropout off, no RNG used); None when nothing is scored."""
+    """Mean token loss over ``batches`` of every rank, in eval mode (no dropout, no RNG); None when nothing is scored."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -89,4 +100,5 @@ def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]],
         total += float(loss_sum(model, batch, precision))
         count += count_targets(batch)
     model.train(was_training)
+    total, count = all_reduce_sums(total, count)  # under DDP each rank scored its shard of the eval set
     return total / count if count else None
