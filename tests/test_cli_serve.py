@@ -148,3 +148,25 @@ def test_unloadable_model_with_preload_exits_non_zero(tiny_model_dir: Path, tmp_
 def test_secret_is_not_in_the_command_error(tmp_path: Path) -> None:
     result = run_codex("serve", f"serve.api_key={SECRET}", "serve.port=99999", timeout=60)
     assert result.returncode == 2 and SECRET not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    pytest.param(["--checkpoint", "/no/such/ckpt"], 1,
+                 "codex: error: checkpoint '/no/such/ckpt' not found; run 'codex ckpt inspect DIR' to list checkpoints",
+                 id="missing-checkpoint"),
+    pytest.param(["--model", "echo", "--checkpoint", "/tmp"], 2,
+                 "codex: error: give either --checkpoint or --model (serve.model), not both", id="both"),
+    pytest.param(["--model", "echo", "serve.max_new_tokens=8"], 2,
+                 "codex: error: serve.default_max_new_tokens (32) is above the cap serve.max_new_tokens (8); "
+                 "lower it or raise the cap", id="default-above-cap"),
+    pytest.param(["--model", "echo", "--workers", "0"], 2,
+                 "codex: error: config key 'serve.workers' must be >= 1, got 0 (int)", id="workers-0"),
+])
+def test_cli_errors_in_process(args: list[str], code: int, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from codex_cli.cli import app
+
+    result = CliRunner().invoke(app, ["serve", *args], catch_exceptions=False)
+    assert result.exit_code == code
+    assert result.output.strip().splitlines()[-1] == message

@@ -1,7 +1,9 @@
 """Dynamic batching: requests queue on the event loop, one worker thread runs them in batches.
 
-The worker takes the oldest request, then waits up to ``max_wait_ms`` for more (only while the
-server is under concurrent load: a lone client is never delayed), up to ``max_batch_size``.
+The worker takes the oldest request, then waits for more, up to ``max_batch_size``. It waits only
+under concurrent load (the previous batch held more than one request, so a lone client is never
+delayed) and never longer than ``max_wait_ms`` or than the previous batch took to run (waiting
+should not cost more than it can save: a fast model is barely delayed, a slow one fills its batch).
 All model work, loading included, happens on that one thread, never on the event loop.
 """
 
@@ -98,6 +100,7 @@ class Batcher:
         self._stopping = False
         self._preload = False
         self._last_batch = 0
+        self._last_run = 0.0
         self._thread = threading.Thread(target=self._work, name="codex-batcher", daemon=True)
         self.engine: Optional[Engine] = None
         self.load_error: Optional[str] = None
@@ -144,7 +147,9 @@ class Batcher:
             batch = self._next_batch()
             if batch is None:
                 return
+            started = time.monotonic()
             self._run(batch)
+            self._last_run = time.monotonic() - started
 
     def _next_batch(self) -> Optional[list[Job]]:
         with self._cond:
@@ -153,7 +158,8 @@ class Batcher:
                     return None
                 self._cond.wait()
             batch = [self._queue.popleft()]
-            deadline = time.monotonic() + (self._max_wait if self._last_batch > 1 else 0.0)
+            wait = min(self._max_wait, self._last_run) if self._last_batch > 1 else 0.0
+            deadline = time.monotonic() + wait
             while len(batch) < self._max_batch:
                 if self._queue:
                     batch.append(self._queue.popleft())

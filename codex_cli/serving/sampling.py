@@ -27,18 +27,20 @@ class BatchSampler:
     def next_tokens(self, logits: torch.Tensor) -> torch.Tensor:
         """One token id per row from ``logits`` of shape [rows, vocab]."""
         logits = logits.float()
-        greedy = self.temperature <= 0.0
+        temperature, top_p = self.temperature.to(logits.device), self.top_p.to(logits.device)
+        greedy = temperature <= 0.0
         best = logits.argmax(dim=-1)
         if bool(greedy.all()):
             return best
-        probs = torch.softmax(logits / self.temperature.clamp(min=1e-6).unsqueeze(1), dim=-1)
+        probs = torch.softmax(logits / temperature.clamp(min=1e-6).unsqueeze(1), dim=-1)
         order = None
-        if bool((self.top_p < 1.0).any()):
+        if bool((top_p < 1.0).any()):
             probs, order = probs.sort(dim=-1, descending=True)
             # keep the smallest prefix whose mass reaches top_p (the top token always stays)
-            probs = probs.masked_fill(probs.cumsum(dim=-1) - probs >= self.top_p.unsqueeze(1), 0.0)
+            probs = probs.masked_fill(probs.cumsum(dim=-1) - probs >= top_p.unsqueeze(1), 0.0)
         cdf = probs.cumsum(dim=-1)
-        uniform = torch.cat([torch.rand(1, generator=g) for g in self.generators]) * cdf[:, -1]
+        # the generators live on the CPU: a row's draws never depend on the device or the batch
+        uniform = torch.cat([torch.rand(1, generator=g) for g in self.generators]).to(logits.device) * cdf[:, -1]
         pick = torch.searchsorted(cdf, uniform.unsqueeze(1), right=True).clamp(max=probs.shape[-1] - 1)
         sampled = (pick if order is None else order.gather(1, pick)).squeeze(1)
         return torch.where(greedy, best, sampled)
