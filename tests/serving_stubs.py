@@ -55,17 +55,19 @@ class ScriptEngine:
 
 
 class BlockingEngine(ScriptEngine):
-    """Holds every batch until ``release`` is set; ``entered`` is set when a batch starts."""
+    """Holds every batch until ``release`` is set; ``entered``/``finished`` mark a batch starting/ending."""
 
     def __init__(self) -> None:
         super().__init__(["ok"], name="blocking")
         self.entered = threading.Event()
         self.release = threading.Event()
+        self.finished = threading.Event()
 
     def run(self, jobs: list[Job]) -> None:
         self.entered.set()
         self.release.wait(10)
         super().run(jobs)
+        self.finished.set()
 
 
 class Server:

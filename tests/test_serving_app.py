@@ -285,3 +285,18 @@ def test_echo_model_never_imports_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=str(__import__("pathlib").Path(__file__).parent))
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_health_answers_while_the_model_works() -> None:
+    engine = BlockingEngine()
+    with TestClient(create_app(settings(), engine=engine)) as client:
+        busy = threading.Thread(target=client.post, args=("/infer",), kwargs={"json": {"prompt": "a"}})
+        busy.start()
+        assert engine.entered.wait(10)  # generation is running on the worker thread
+        health = client.get("/healthz")
+        ready = client.get("/readyz")
+        answered_during_generation = not engine.finished.is_set()
+        engine.release.set()
+        busy.join(10)
+    assert answered_during_generation
+    assert health.status_code == 200 and ready.json() == {"status": "ready", "model": "blocking"}
