@@ -178,13 +178,14 @@ def load_model(cfg: ModelConfig, lora: LoraConfig, *, gradient_checkpointing: bo
 
 def _from_pretrained(cfg: ModelConfig, path: Path | str) -> Any:
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, _DTYPES[cfg.dtype])
     try:
         with quiet_hf_progress():
             return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **_load_kwargs(cfg, path))
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, SafetensorError) as e:
         raise ModelError(f"cannot load model '{cfg.name}' from {path} ({_first_line(e)}); check that it is a "
                          "causal language model saved with save_pretrained") from e
 

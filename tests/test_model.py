@@ -282,3 +282,18 @@ def test_missing_model_through_the_installed_codex(tmp_path: Path) -> None:
         f"in the Hugging Face cache ({cache}); set model.name to a local model directory or to 'codex-tiny', "
         "download it once (huggingface-cli download acme/no-such-model), or set model.allow_download=true\n"
     )
+
+
+def test_corrupt_weights_are_a_one_line_model_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])  # header promises more data than the file holds
+    with pytest.raises(ModelError) as info:
+        load_model(ModelConfig(name=str(broken)), LoraConfig())
+    message = str(info.value)
+    assert message.startswith(f"cannot load model '{broken}' from {broken} (")
+    assert message.endswith("); check that it is a causal language model saved with save_pretrained")
+    assert "\n" not in message
