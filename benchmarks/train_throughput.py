@@ -6,6 +6,12 @@ runs in its own process (so peak RSS is its own), the runs are interleaved so ma
 alike, and the median tokens/s (non-padding input tokens per second of the training loop, model
 loading excluded) is compared. Targets: codex >= 1.0x Trainer and >= 0.95x the hand-written loop.
 
+Two last rows run `codex train --nproc 2` (torch.distributed, gloo on CPU) with half the batch per
+process, so the same global batch, and one process with twice the threads: the same cores as the two
+processes. Their tokens/s (all ranks together) is reported against one process. On a 2-core machine
+shared with other work the two processes compete for the same cores and the gloo all-reduce of every
+step is overhead: the row says what DDP costs here, not how it scales with a core or GPU per process.
+
     python benchmarks/train_throughput.py [--steps 30] [--runs 3] [--threads 1] [--batch-size 8] [--grad-accum 1]
 """
 
@@ -21,18 +27,20 @@ import tempfile
 import time
 from pathlib import Path
 
-IMPLEMENTATIONS = ("codex", "trainer", "manual")
+IMPLEMENTATIONS = ("codex", "trainer", "manual", "codex-2proc", "codex-2x-threads")
 
 
-def _config(args: argparse.Namespace, ckpt_dir: str):
+def _overrides(args: argparse.Namespace, ckpt_dir: str, processes: int = 1, threads: int = 0) -> list[str]:
+    overrides = [f"model.name={args.model}", f"threads={threads or args.threads}", "lora.enabled=true",
+                 f"train.batch_size={args.batch_size // processes}", f"train.grad_accum={args.grad_accum}",
+                 f"train.max_steps={args.steps}", f"checkpoint.dir={ckpt_dir}", "train.scheduler=constant"]
+    return overrides + ([f"data.train={args.data}"] if args.data else [])
+
+
+def _config(args: argparse.Namespace, ckpt_dir: str, threads: int = 0):
     from codex_cli.config import load_config
 
-    overrides = [f"model.name={args.model}", f"threads={args.threads}", "lora.enabled=true",
-                 f"train.batch_size={args.batch_size}", f"train.grad_accum={args.grad_accum}",
-                 f"train.max_steps={args.steps}", f"checkpoint.dir={ckpt_dir}", "train.scheduler=constant"]
-    if args.data:
-        overrides.append(f"data.train={args.data}")
-    return load_config(None, overrides)
+    return load_config(None, _overrides(args, ckpt_dir, threads=threads))
 
 
 def _setup(cfg):
@@ -60,7 +68,22 @@ def _run_codex(cfg) -> dict:
 
     train(cfg.model, cfg.lora, cfg.data, cfg.train, cfg.checkpoint, seed=cfg.seed, threads=cfg.threads,
           mask_replacement=cfg.mask.replacement, run_config=cfg.redacted_dict())
-    lines = [json.loads(line) for line in (Path(cfg.checkpoint.dir) / "metrics.jsonl").read_text().splitlines()]
+    return _last_step(Path(cfg.checkpoint.dir))
+
+
+def _run_codex_2proc(args: argparse.Namespace, ckpt_dir: str) -> dict:
+    """`codex train --nproc 2`: torchrun's agent, 2 ranks of batch_size / 2 (the same global batch)."""
+    from codex_cli.launch import launch_local
+
+    code = launch_local(2, ["train", "--quiet", *_overrides(args, ckpt_dir, processes=2)], threads=args.threads)
+    if code:
+        sys.exit(f"codex train --nproc 2 was interrupted ({code})")
+    return _last_step(Path(ckpt_dir))
+
+
+def _last_step(ckpt_dir: Path) -> dict:
+    """tokens/s of the last step in metrics.jsonl (under DDP: the tokens of every rank, written by rank 0)."""
+    lines = [json.loads(line) for line in (ckpt_dir / "metrics.jsonl").read_text().splitlines()]
     last = [m for m in lines if m["event"] == "step"][-1]
     return {"tokens_per_s": last["tokens_per_s"], "steps": last["step"]}
 
@@ -126,8 +149,13 @@ def _epoch_batches(cfg, data) -> list[list]:
 
 def _worker(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as ckpt:
-        cfg = _config(args, str(Path(ckpt) / "ck"))
-        result = {"codex": _run_codex, "trainer": _run_trainer, "manual": _run_manual}[args.worker](cfg)
+        if args.worker == "codex-2proc":
+            result = _run_codex_2proc(args, str(Path(ckpt) / "ck"))
+        elif args.worker == "codex-2x-threads":
+            result = _run_codex(_config(args, str(Path(ckpt) / "ck"), threads=2 * args.threads))
+        else:
+            cfg = _config(args, str(Path(ckpt) / "ck"))
+            result = {"codex": _run_codex, "trainer": _run_trainer, "manual": _run_manual}[args.worker](cfg)
     print(json.dumps(result))
 
 
@@ -142,6 +170,8 @@ def main() -> None:
     parser.add_argument("--model", default="codex-tiny")
     parser.add_argument("--data", default=None)
     args = parser.parse_args()
+    if args.batch_size % 2:
+        parser.error("--batch-size must be even: the 2-process row splits it between the processes")
     if args.worker:
         return _worker(args)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -177,13 +207,20 @@ def _report(args: argparse.Namespace, results: dict[str, list[float]], rss: dict
           f"median of {args.runs} interleaved runs, torch threads {args.threads}, torch {torch.__version__}, "
           f"{os.cpu_count()} cpus")
     print(f"{'implementation':<26} {'tokens/s':>10} {'min':>8} {'max':>8} {'codex ratio':>12} {'peak RSS MB':>12}")
-    names = {"codex": "codex train (loop)", "trainer": "transformers Trainer+peft", "manual": "hand-written loop"}
+    names = {"codex": "codex train (loop)", "trainer": "transformers Trainer+peft", "manual": "hand-written loop",
+             "codex-2proc": f"codex, 2 procs x batch {args.batch_size // 2}",
+             "codex-2x-threads": f"codex, 1 proc x {2 * args.threads} threads"}
     for impl in IMPLEMENTATIONS:
         ratio = median["codex"] / median[impl]
         low, high = min(results[impl]), max(results[impl])
         print(f"{names[impl]:<26} {median[impl]:>10,.0f} {low:>8,.0f} {high:>8,.0f} {ratio:>11.2f}x {rss[impl]:>12,.0f}")
     print(f"targets: codex/Trainer >= 1.00x (got {median['codex'] / median['trainer']:.2f}x), "
           f"codex/hand-written >= 0.95x (got {median['codex'] / median['manual']:.2f}x)")
+    print(f"2 processes (DDP, gloo, {args.threads} thread(s) each, global batch {args.batch_size}): "
+          f"{median['codex-2proc'] / median['codex']:.2f}x the tokens/s of 1 process with {args.threads} thread(s), "
+          f"{median['codex-2proc'] / median['codex-2x-threads']:.2f}x 1 process with the same {2 * args.threads} "
+          f"threads; on {os.cpu_count()} shared cores this is DDP's cost, not its scaling with a core or GPU "
+          "per process")
 
 
 if __name__ == "__main__":

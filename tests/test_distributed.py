@@ -320,3 +320,24 @@ def test_a_rank_that_dies_stops_codex_train_nproc(workdir: Path) -> None:
     assert last.endswith("in a 2-process run, so every rank was stopped; see its output above "
                          "(add --debug for tracebacks)")
     assert not (workdir / "killed" / "epoch-0001").exists()
+
+
+def test_ctrl_c_stops_every_rank_of_a_lora_run_at_one_step_and_rank_0_saves(workdir: Path) -> None:
+    import time
+
+    from conftest import codex_exe
+
+    ckpt = workdir / "interrupted"
+    args = [*_train_args(workdir, "interrupted", batch=2), "lora.enabled=true", "train.epochs=200", "--nproc", "2"]
+    proc = subprocess.Popen([codex_exe(), *args], cwd=workdir, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not (ckpt / "metrics.jsonl").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process: torchrun forwards it
+    out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 130, err
+    saved = [p.name for p in ckpt.iterdir() if p.name.startswith("interrupt-")]
+    assert len(saved) == 1 and (ckpt / saved[0] / "adapter_model.safetensors").is_file()
+    assert json.loads((ckpt / "latest.json").read_text())["checkpoint"] == saved[0]
+    assert err.count("codex: interrupted; saved") == 1 and out.strip() == str(ckpt / saved[0])
