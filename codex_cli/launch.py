@@ -63,11 +63,13 @@ def failure_error(failures: dict[int, Any], world_size: int) -> DistributedError
     """One line for torchrun's per-rank failures (``ProcessFailure``: exitcode, pid, timestamp).
 
     torchrun also lists the ranks it stopped itself (SIGTERM) once another failed; they are named only
-    when no other rank failed. The error carries the first failed rank's exit code when it is codex's
-    own (2 for a usage or data mistake), else 1.
+    when no other rank failed. A rank blocked in a collective when its peer dies fails too, often within
+    the same poll, so several ranks may be named. The error carries the first failed rank's exit code
+    when it is a plain exit status (2 for a codex usage or data mistake), else 1.
     """
     causes = {rank: f for rank, f in failures.items() if f.exitcode != -signal.SIGTERM} or dict(failures)
-    ordered = sorted(causes.items(), key=lambda item: (item[1].timestamp, item[0]))
+    # Killed by a signal (the OOM killer, kill -9) first: ranks that lost a peer fail after it with exit 1.
+    ordered = sorted(causes.items(), key=lambda item: (item[1].timestamp, item[1].exitcode > 0, item[0]))
     parts = [f"rank {rank} {_how(failure.exitcode)} (pid {failure.pid})" for rank, failure in ordered]
     error = DistributedError(
         f"{' and '.join(parts)} in a {world_size}-process run, so every rank was stopped; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,8 +148,10 @@ def test_failure_names_the_rank_that_died_not_the_ranks_torchrun_stopped() -> No
     assert isinstance(error, DistributedError) and error.exit_code == 17
     assert str(error) == ("rank 1 exited with code 17 (pid 12) in a 2-process run, so every rank was stopped; "
                           "see its output above (add --debug for tracebacks)")
-    killed = failure_error({2: SimpleNamespace(exitcode=-signal.SIGKILL, pid=13, timestamp=1)}, world_size=4)
-    assert str(killed).startswith("rank 2 was killed by SIGKILL (pid 13) in a 4-process run") and killed.exit_code == 1
+    killed = failure_error({0: SimpleNamespace(exitcode=1, pid=10, timestamp=1),
+                            2: SimpleNamespace(exitcode=-signal.SIGKILL, pid=13, timestamp=1)}, world_size=4)
+    assert str(killed).startswith("rank 2 was killed by SIGKILL (pid 13) and rank 0 exited with code 1 (pid 10) "
+                                  "in a 4-process run") and killed.exit_code == 1
 
 
 # --- real processes: torchrun with gloo on this CPU ----------------------------------------------------------
@@ -314,11 +317,12 @@ def test_a_world_size_that_changes_the_batch_per_step_is_explained(workdir: Path
 def test_a_rank_that_dies_stops_codex_train_nproc(workdir: Path) -> None:
     args = [*_train_args(workdir, "killed", batch=2), "--nproc", "2"]
     result = _codex(workdir, *args, env={"CODEX_TEST_EXIT_AT": "1:3"})
-    assert result.returncode == distributed.FAULT_EXIT_CODE
+    assert result.returncode in (distributed.FAULT_EXIT_CODE, 1)  # 1: rank 0 failed in the same poll
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("codex: error: rank 1 exited with code 17 (pid ")
-    assert last.endswith("in a 2-process run, so every rank was stopped; see its output above "
-                         "(add --debug for tracebacks)")
+    # rank 0, blocked in the step's all-reduce, may fail too before torchrun stops it: then both are named
+    assert re.fullmatch(r"codex: error: (rank 0 exited with code 1 \(pid \d+\) and )?rank 1 exited with code 17 "
+                        r"\(pid \d+\) in a 2-process run, so every rank was stopped; see its output above "
+                        r"\(add --debug for tracebacks\)", last), last
     assert not (workdir / "killed" / "epoch-0001").exists()
 
 
@@ -337,7 +341,34 @@ def test_ctrl_c_stops_every_rank_of_a_lora_run_at_one_step_and_rank_0_saves(work
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process: torchrun forwards it
     out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 130, err
-    saved = [p.name for p in ckpt.iterdir() if p.name.startswith("interrupt-")]
-    assert len(saved) == 1 and (ckpt / saved[0] / "adapter_model.safetensors").is_file()
-    assert json.loads((ckpt / "latest.json").read_text())["checkpoint"] == saved[0]
-    assert err.count("codex: interrupted; saved") == 1 and out.strip() == str(ckpt / saved[0])
+    # an interrupt-* checkpoint, or the epoch-* one when the agreed stop fell on an epoch's last step
+    saved = json.loads((ckpt / "latest.json").read_text())["checkpoint"]
+    assert saved.startswith(("interrupt-", "epoch-")) and (ckpt / saved / "adapter_model.safetensors").is_file()
+    assert out.strip() == str(ckpt / saved)
+    assert err.count(f"codex: interrupted; saved {ckpt / saved}, continue with 'codex train --resume'") == 1
+
+
+@pytest.mark.parametrize("extra", [[], ["--nproc", "2"]], ids=["in-process", "nproc"])
+def test_an_unsupported_strategy_fails_before_any_work(extra: list[str], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from codex_cli.cli import app
+
+    result = CliRunner().invoke(app, ["train", "train.strategy=fsdp", f"checkpoint.dir={tmp_path / 'ck'}", *extra],
+                                catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.stderr == ("codex: error: train.strategy 'fsdp' is not supported yet; use train.strategy=ddp "
+                             "(docs/distributed.md lists the supported strategies)\n")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_nproc_needs_codex_own_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from codex_cli.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--nproc", "2", f"checkpoint.dir={tmp_path / 'ck'}"],
+                                catch_exceptions=False)  # in-process: sys.argv is pytest's, not codex's
+    assert result.exit_code == 2
+    assert result.stderr == ("codex: error: --nproc relaunches codex's own command line; run 'codex train --nproc N' "
+                             "from a shell, or torchrun --nproc-per-node N -m codex_cli train\n")

@@ -78,7 +78,8 @@ def _launch(nproc: int, strategy: str, threads: int) -> None:
     from codex_cli.launch import launch_local
 
     check_strategy(strategy)
-    if "train" not in sys.argv[1:]:
+    prog = Path(sys.argv[0])
+    if prog.stem != "codex" and prog.parts[-2:] != ("codex_cli", "__main__.py"):  # e.g. called in-process by a test
         raise UsageError("--nproc relaunches codex's own command line; run 'codex train --nproc N' from a shell, "
                          "or torchrun --nproc-per-node N -m codex_cli train")
     code = launch_local(nproc, sys.argv[1:], threads=threads)
