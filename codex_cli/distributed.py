@@ -21,6 +21,7 @@ from typing import Any, ContextManager, Iterator, Literal
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from codex_cli.errors import DistributedError, UsageError
 
@@ -111,7 +112,7 @@ def init_distributed(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     except (RuntimeError, ValueError) as e:
         raise DistributedError(f"rank {world.rank} could not join the {backend} process group ({e}); "
-                         "check --rdzv-endpoint / MASTER_ADDR and that every node can reach it") from e
+                               "check --rdzv-endpoint / MASTER_ADDR and that every node can reach it") from e
     return world
 
 
@@ -129,12 +130,6 @@ def seed_rank(seed: int, world: World, step: int = 0) -> None:
     """
     if world.rank > 0:
         torch.manual_seed(seed + _RANK_SEED_STRIDE * world.rank + step)
-
-
-def barrier() -> None:
-    """Wait until every rank gets here (a no-op for a single process)."""
-    if dist.is_initialized():
-        dist.barrier()
 
 
 def broadcast_json(value: Any, src: int = 0) -> Any:
@@ -205,23 +200,12 @@ def wrap_model(model: torch.nn.Module, world: World, device: torch.device, strat
     check_strategy(strategy)
     if not world.enabled:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside a DDP wrapper (what gets saved, evaluated and exported)."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def no_sync(model: torch.nn.Module, skip_sync: bool) -> ContextManager[Any]:
     """Keep gradients local for a non-final accumulation micro-step (DDP syncs them on the final one)."""
-    from torch.nn.parallel import DistributedDataParallel
-
     if skip_sync and isinstance(model, DistributedDataParallel):
         return model.no_sync()
     return contextlib.nullcontext()

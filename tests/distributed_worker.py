@@ -40,7 +40,7 @@ def main(out: str, global_batch: int) -> None:
                 (summed * world.world_size / count).backward()
         optimizer.step()
         optimizer.zero_grad()
-    inner = distributed.unwrap_model(model)
+    inner = model.module if world.enabled else model  # the DDP wrapper holds the trained module
     report = {"world_size": world.world_size, "steps": step,
               "weight": inner.weight.detach().flatten().tolist(), "bias": inner.bias.detach().tolist(),
               "rank_sum": distributed.all_reduce_sum(world.rank + 1),

@@ -87,12 +87,11 @@ def test_single_process_helpers_are_no_ops(monkeypatch: pytest.MonkeyPatch) -> N
     assert distributed.is_main_process() and not distributed.launched_by_torchrun()
     model = torch.nn.Linear(2, 2)
     assert distributed.wrap_model(model, world, torch.device("cpu")) is model
-    assert distributed.unwrap_model(model) is model
     assert distributed.all_reduce_sum(3) == 3 and distributed.any_rank(True) and not distributed.any_rank(False)
     assert distributed.broadcast_json({"a": 1}) == {"a": 1}
     assert distributed.agree_to_stop(False, step=1) is False
     with distributed.main_process_first():
-        distributed.barrier()
+        pass
     distributed.shutdown()
 
 

@@ -84,19 +84,16 @@ def train(
     reporter = (reporter or QuietReporter()) if world.is_main else QuietReporter()  # rank 0 alone shows progress
     seed_everything(seed)
     resuming = resume or resume_path is not None
-    checkpoint = resolve_resume(Path(ckpt_cfg.dir), resume_path) if resuming else None  # fail before loading
-    if checkpoint is not None:  # every rank resumes from the checkpoint rank 0 chose
-        checkpoint = Path(distributed.broadcast_json(str(checkpoint)))
+    checkpoint = _checkpoint_to_resume(Path(ckpt_cfg.dir), resume_path) if resuming else None
     notes = check_fresh_dir(Path(ckpt_cfg.dir)) if world.is_main and not resuming else []
     loaded = load_model(model_cfg, lora_cfg, gradient_checkpointing=train_cfg.gradient_checkpointing)
     with distributed.main_process_first():  # rank 0 tokenizes and fills the cache, the others then read it
         data = load_datasets(data_cfg, loaded.tokenizer, seed=seed, mask_replacement=mask_replacement)
     if not data.train:
         raise DataError(f"no training examples in '{data.train_path}'; add records to it or point data.train elsewhere")
-    plan = make_plan(len(data.train), batch_size=train_cfg.batch_size * world.world_size,
-                     grad_accum=train_cfg.grad_accum,
-                     epochs=train_cfg.epochs, max_steps=train_cfg.max_steps, lr=train_cfg.lr,
-                     schedule=train_cfg.scheduler, warmup_steps=train_cfg.warmup_steps,
+    plan = make_plan(len(data.train), batch_size=train_cfg.batch_size * world.world_size,  # the global batch
+                     grad_accum=train_cfg.grad_accum, epochs=train_cfg.epochs, max_steps=train_cfg.max_steps,
+                     lr=train_cfg.lr, schedule=train_cfg.scheduler, warmup_steps=train_cfg.warmup_steps,
                      warmup_ratio=train_cfg.warmup_ratio)
     run = Run(loaded, data, build_optimizer(loaded.model, train_cfg), plan, train_cfg, ckpt_cfg, seed,
               base_identity(model_cfg), run_config, reporter, world)
@@ -115,6 +112,11 @@ def train(
             reporter.stop()
     distributed.shutdown()
     return _result(run, threads_used, interrupted)
+
+
+def _checkpoint_to_resume(ckpt_dir: Path, resume_path: Optional[Path]) -> Path:
+    """The checkpoint to resume, found before anything is loaded; every rank takes the one rank 0 found."""
+    return Path(distributed.broadcast_json(str(resolve_resume(ckpt_dir, resume_path))))
 
 
 def _fit(run: Run, stop: StopRequest) -> bool:
