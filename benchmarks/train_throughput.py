@@ -10,7 +10,8 @@ Two last rows run `codex train --nproc 2` (torch.distributed, gloo on CPU) with 
 process, so the same global batch, and one process with twice the threads: the same cores as the two
 processes. Their tokens/s (all ranks together) is reported against one process. On a 2-core machine
 shared with other work the two processes compete for the same cores and the gloo all-reduce of every
-step is overhead: the row says what DDP costs here, not how it scales with a core or GPU per process.
+step is overhead: the rows say what DDP gives or costs here, not how it scales with a core or GPU per
+process.
 
     python benchmarks/train_throughput.py [--steps 30] [--runs 3] [--threads 1] [--batch-size 8] [--grad-accum 1]
 """
@@ -219,8 +220,8 @@ def _report(args: argparse.Namespace, results: dict[str, list[float]], rss: dict
     print(f"2 processes (DDP, gloo, {args.threads} thread(s) each, global batch {args.batch_size}): "
           f"{median['codex-2proc'] / median['codex']:.2f}x the tokens/s of 1 process with {args.threads} thread(s), "
           f"{median['codex-2proc'] / median['codex-2x-threads']:.2f}x 1 process with the same {2 * args.threads} "
-          f"threads; on {os.cpu_count()} shared cores this is DDP's cost, not its scaling with a core or GPU "
-          "per process")
+          f"threads (on {os.cpu_count()} cores shared with other work: noisy, and no measure of scaling with a "
+          "core or GPU per process)")
 
 
 if __name__ == "__main__":
