@@ -132,6 +132,12 @@ def seed_rank(seed: int, world: World, step: int = 0) -> None:
         torch.manual_seed(seed + _RANK_SEED_STRIDE * world.rank + step)
 
 
+def barrier() -> None:
+    """Wait until every rank gets here (a no-op for one process)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def broadcast_json(value: Any, src: int = 0) -> Any:
     """Rank ``src``'s JSON-serialisable ``value`` on every rank (sent as UTF-8 JSON bytes, never pickled)."""
     if not dist.is_initialized():

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from codex_cli.errors import DistributedError
 
 NPROC_FLAG = "--nproc"
+INTERRUPTED_EXIT = 128 + signal.SIGINT  # what a rank exits with after an agreed stop and rank 0's checkpoint
 SHUTDOWN_TIMEOUT_S = 30  # how long ranks get to save and exit after Ctrl-C before torchrun kills them
 
 
@@ -53,6 +54,9 @@ def launch_local(nproc: int, argv: Sequence[str], *, threads: int = 1, module: s
     try:
         run(parse_args(torchrun_args(nproc, argv, module)))
     except ChildFailedError as e:
+        codes = {failure.exitcode for failure in e.failures.values()}
+        if INTERRUPTED_EXIT in codes and codes <= {INTERRUPTED_EXIT, -signal.SIGTERM}:
+            return INTERRUPTED_EXIT  # a signal reached the ranks, not this agent: they stopped and rank 0 saved
         raise failure_error(e.failures, nproc) from e
     except SignalException as e:
         return 128 + int(e.sigval)

@@ -325,19 +325,37 @@ def test_a_rank_that_dies_stops_codex_train_nproc(workdir: Path) -> None:
     assert not (workdir / "killed" / "epoch-0001").exists()
 
 
-def test_ctrl_c_stops_every_rank_of_a_lora_run_at_one_step_and_rank_0_saves(workdir: Path) -> None:
+def _children_by_rank(parent: int) -> dict[int, int]:
+    """{RANK: pid} of the torchrun workers started by process ``parent`` (the agent runs inside codex)."""
+    ranks = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        rank = [item[5:] for item in env if item.startswith(b"RANK=")]
+        if ppid == parent and rank:
+            ranks[int(rank[0])] = int(entry.name)
+    return ranks
+
+
+@pytest.mark.parametrize("target", ["codex", "rank-1"], ids=["ctrl-c", "signal-to-one-rank"])
+def test_a_stop_signal_stops_every_rank_of_a_lora_run_at_one_step_and_rank_0_saves(workdir: Path, target: str) -> None:
     import time
 
     from conftest import codex_exe
 
-    ckpt = workdir / "interrupted"
-    args = [*_train_args(workdir, "interrupted", batch=2), "lora.enabled=true", "train.epochs=200", "--nproc", "2"]
+    ckpt = workdir / f"interrupted-{target}"
+    args = [*_train_args(workdir, ckpt.name, batch=2), "lora.enabled=true", "train.epochs=500", "--nproc", "2"]
     proc = subprocess.Popen([codex_exe(), *args], cwd=workdir, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while not (ckpt / "metrics.jsonl").is_file() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process: torchrun forwards it
+    # Ctrl-C reaches codex (torchrun's agent forwards it to every rank); a signal to rank 1 alone must stop all
+    pid = proc.pid if target == "codex" else _children_by_rank(proc.pid)[1]
+    os.kill(pid, signal.SIGINT)
     out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 130, err
     # an interrupt-* checkpoint, or the epoch-* one when the agreed stop fell on an epoch's last step
