@@ -123,7 +123,8 @@ def _summary_rows(r: TrainResult) -> list[tuple[str, str]]:
         ("train loss", loss(r.train_loss)),
         ("eval loss", eval_change),
         ("perplexity", "-" if r.perplexity is None else f"{r.perplexity:.2f}"),
-        ("throughput", f"{r.tokens_per_s:,.0f} tokens/s, {r.threads} thread(s), {r.elapsed_s:.1f} s"),
+        ("throughput", f"{r.tokens_per_s:,.0f} tokens/s, {r.threads} thread(s)"
+                       f"{f' x {r.world_size} processes' if r.world_size > 1 else ''}, {r.elapsed_s:.1f} s"),
         ("resumed from", str(r.resumed_from) if r.resumed_from else "-"),
         ("checkpoint", str(r.checkpoint) if r.checkpoint else "-"),
     ]

@@ -55,6 +55,7 @@ class TrainResult:
     resumed_from: Optional[Path]
     interrupted: bool
     rank: int = 0  # under torchrun only rank 0 reports
+    world_size: int = 1  # processes that trained together (each with `threads` threads)
 
 
 def train(
@@ -265,5 +266,5 @@ def _result(run: Run, threads: int, interrupted: bool) -> TrainResult:
         initial_eval_loss=state.initial_eval_loss, eval_loss=state.last_eval_loss,
         perplexity=perplexity(state.last_eval_loss), checkpoint=run.last_checkpoint,
         checkpoints_written=tuple(run.written), resumed_from=run.resumed_from, interrupted=interrupted,
-        rank=run.world.rank,
+        rank=run.world.rank, world_size=run.world.world_size,
     )
