@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_support import make_config, run_training, write_jsonl
 
 from codex_cli.checkpoint import store
 from codex_cli.checkpoint.layout import METADATA_FILE, read_latest, verify_checkpoint
-from training_support import make_config, run_training, write_jsonl
 
 METADATA_KEYS = {
     "schema_version", "codex_version", "torch_version", "transformers_version", "peft_version", "created_at", "kind",

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_codex
 from typer.testing import CliRunner
 
 from codex_cli import __version__
 from codex_cli.cli import app
-from conftest import run_codex
 
 # pydantic too: typer 0.29 pulls it in for every option, which doubled start-up.
 HEAVY = ("torch", "transformers", "peft", "safetensors", "starlette", "uvicorn", "numpy", "tokenizers", "pydantic")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import codex_exe, run_codex
+from training_support import assert_bitwise_equal, make_config, run_training, tensors, write_jsonl
 from typer.testing import CliRunner
 
 from codex_cli.cli import app
-from conftest import codex_exe, run_codex
-from training_support import assert_bitwise_equal, make_config, run_training, tensors, write_jsonl
 
 FAST = ("train.batch_size=4", "data.mask_secrets=false", "threads=1")
 # A run long enough to be killed in the middle: 4 epochs of 9 steps, a checkpoint after every step.

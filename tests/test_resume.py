@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training_support import assert_bitwise_equal, make_config, metrics, run_training, write_jsonl
 
 from codex_cli.checkpoint import store
 from codex_cli.checkpoint.layout import file_manifest
@@ -22,7 +23,6 @@ from codex_cli.checkpoint.resume import (
     save_training_state,
 )
 from codex_cli.errors import CheckpointError
-from training_support import assert_bitwise_equal, make_config, metrics, run_training, write_jsonl
 
 # LoRA dropout on (global RNG in every step), accumulation with a partial last window, 2 epochs of 5 steps.
 RUN = ("lora.enabled=true", "lora.dropout=0.1", "train.grad_accum=2", "train.epochs=2", "checkpoint.every_steps=1",

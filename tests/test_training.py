@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_support import assert_bitwise_equal, make_config, metrics, run_training, write_jsonl
 
 from codex_cli.errors import CheckpointError
 from codex_cli.training.batches import epoch_order, epoch_windows
 from codex_cli.training.schedule import lr_at, make_plan
 from codex_cli.training.step import count_targets, evaluate, loss_sum, train_step
-from training_support import assert_bitwise_equal, make_config, metrics, run_training, write_jsonl
 
 
 def _plan(schedule: str = "cosine", **kw: object) -> object:
