@@ -144,13 +144,13 @@ def load_checkpoint_for_resume(checkpoint: Path) -> tuple[dict[str, Any], Restor
 
 def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
     """Write optimizer, RNG and counters under ``directory/trainer_state/`` (safetensors + JSON)."""
-    from safetensors.torch import save_file
+    from codex_cli.checkpoint.tensorfile import save_tensors
 
     (Path(directory) / TRAINER_STATE_DIR).mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_json = _split_optimizer(optimizer.state_dict())
     rng_tensors, rng_json = capture_rng()
-    save_file(opt_tensors, str(Path(directory) / OPTIMIZER_FILE))
-    save_file(rng_tensors, str(Path(directory) / RNG_FILE))
+    save_tensors(Path(directory) / OPTIMIZER_FILE, opt_tensors)
+    save_tensors(Path(directory) / RNG_FILE, rng_tensors)
     doc = {"format": STATE_FORMAT, "progress": dataclasses.asdict(state), "optimizer": opt_json, "rng": rng_json}
     (Path(directory) / TRAINER_STATE_FILE).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
 
