@@ -1,7 +1,8 @@
 """Checkpoint I/O: safetensors (what codex writes and reads) against torch.save / torch.load(weights_only=True),
 and `codex ckpt inspect` time against checkpoint size.
 
-Part 1 saves and loads the same state dict both ways, interleaved, N runs each, median wall time.
+Part 1 saves and loads the same state dict (codex's streaming writer for training state, safetensors'
+own save_file, torch.save), interleaved, N runs each, median wall time.
 Saves include an fsync for both formats (codex checkpoints are fsynced, so the baseline is too); loads
 include touching one value per 4 KiB page of every tensor, since safetensors maps the file lazily.
 torch.save is used here only, into a temp dir, as the baseline: codex itself never pickles.
@@ -34,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from codex_cli.checkpoint.catalog import summarize
 from codex_cli.checkpoint.layout import METADATA_FILE, MODEL_WEIGHTS, SCHEMA_VERSION
+from codex_cli.checkpoint.tensorfile import save_tensors
 from codex_cli.model import BUILTIN_DIR
 from codex_cli.runtime import configure_threads
 
@@ -73,23 +75,26 @@ def bench_save_load(workdir: Path, runs: int, state_mb: int) -> list[list[str]]:
     rows = []
     for label, state in _states(state_mb).items():
         st_path, pt_path = workdir / "state.safetensors", workdir / "state.pt"
-        times: dict[str, list[float]] = {"st_save": [], "pt_save": [], "st_load": [], "pt_load": []}
-        for _ in range(runs):  # interleaved so machine noise hits both alike
+        cx_path = workdir / "codex.safetensors"
+        times: dict[str, list[float]] = {"cx_save": [], "st_save": [], "pt_save": [], "st_load": [], "pt_load": []}
+        for _ in range(runs):  # interleaved so machine noise hits all alike
+            times["cx_save"].append(_timed(lambda: (save_tensors(cx_path, state), _fsync(cx_path))))
             times["st_save"].append(_timed(lambda: (save_file(state, str(st_path)), _fsync(st_path))))
             times["pt_save"].append(_timed(lambda: (torch.save(state, pt_path), _fsync(pt_path))))
             times["st_load"].append(_timed(lambda: _touch(load_file(str(st_path)))))
             times["pt_load"].append(_timed(lambda: _touch(torch.load(pt_path, weights_only=True))))
-        loaded = load_file(str(st_path))
-        assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
+        for written in (st_path, cx_path):
+            loaded = load_file(str(written))
+            assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
         med = {k: statistics.median(v) for k, v in times.items()}
         size_mb = st_path.stat().st_size / 2**20
         rows.append([label, f"{size_mb:.1f}", f"{len(state)}",
-                     f"{med['st_save'] * 1000:.1f}", f"{med['pt_save'] * 1000:.1f}",
-                     f"{med['pt_save'] / med['st_save']:.2f}x",
+                     f"{med['cx_save'] * 1000:.1f}", f"{med['st_save'] * 1000:.1f}", f"{med['pt_save'] * 1000:.1f}",
+                     f"{med['pt_save'] / med['cx_save']:.2f}x",
                      f"{med['st_load'] * 1000:.1f}", f"{med['pt_load'] * 1000:.1f}",
                      f"{med['pt_load'] / med['st_load']:.2f}x"])
-        st_path.unlink()
-        pt_path.unlink()
+        for path in (st_path, pt_path, cx_path):
+            path.unlink()
     return rows
 
 
@@ -159,9 +164,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {threads}, {os.cpu_count()} CPUs, runs {args.runs} (median)\n")
     with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
         rows = bench_save_load(Path(tmp), args.runs, args.state_mb)
-        print("Save (+fsync) and load of the same state dict: safetensors (codex) vs "
-              "torch.save/torch.load(weights_only)")
-        print(_table(["state", "MiB", "tensors", "st save ms", "torch save ms", "save speedup",
+        print("Save (+fsync) and load of the same state dict: codex's streaming safetensors writer (training "
+              "state) and safetensors' save_file vs torch.save/torch.load(weights_only); speedup = torch / codex")
+        print(_table(["state", "MiB", "tensors", "codex save ms", "st save_file ms", "torch save ms", "save speedup",
                       "st load ms", "torch load ms", "load speedup"], rows))
         rows = bench_inspect(Path(tmp), args.runs, [int(s) for s in args.sizes_mb.split(",")])
         print("\n`codex ckpt inspect CKPT --tensors` (headers only, process start included) vs "
