@@ -1,8 +1,9 @@
 """Startup time of `codex --help` and `echo x | codex mask` against `python -c "import typer"`.
 
 The "empty Typer app --help" row is the floor of any rich Typer help screen (two commands, no
-code of ours), to tell codex's own cost from rich's. Runs each command N times interleaved (so machine noise hits all of them alike), takes the
-median wall time, and prints the ratios against the `import typer` floor. Target: <= 1.5x.
+code of ours), to tell codex's own cost from rich's. Runs each command N times interleaved (so
+machine noise hits all of them alike), takes the median wall time, and prints the ratios against
+the `import typer` floor. Target: <= 1.5x.
 
     python benchmarks/startup.py [--runs 15]
 """

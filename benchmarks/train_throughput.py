@@ -60,7 +60,8 @@ def _setup(cfg):
     if len(windows) < cfg.train.max_steps:
         sys.exit(f"the data has {len(windows)} steps per epoch; pass --steps {len(windows)} or fewer")
     pad = loaded.tokenizer.pad_token_id
-    batches = [collate([data.train[i] for i in batch], pad) for window in windows[:cfg.train.max_steps] for batch in window]
+    batches = [collate([data.train[i] for i in batch], pad)
+               for window in windows[:cfg.train.max_steps] for batch in window]
     return loaded, data, batches
 
 
@@ -126,7 +127,8 @@ def _run_trainer(cfg) -> dict:
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(output_dir=out, per_device_train_batch_size=cfg.train.batch_size,
                                   gradient_accumulation_steps=cfg.train.grad_accum, learning_rate=cfg.train.lr,
-                                  max_steps=cfg.train.max_steps, lr_scheduler_type="constant", max_grad_norm=cfg.train.grad_clip,
+                                  max_steps=cfg.train.max_steps, lr_scheduler_type="constant",
+                                  max_grad_norm=cfg.train.grad_clip,
                                   weight_decay=cfg.train.weight_decay, save_strategy="no", eval_strategy="no",
                                   report_to=[], logging_strategy="no", disable_tqdm=True, use_cpu=True,
                                   dataloader_num_workers=0, seed=cfg.seed, remove_unused_columns=False)
@@ -204,9 +206,9 @@ def _report(args: argparse.Namespace, results: dict[str, list[float]], rss: dict
     import torch
 
     median = {impl: statistics.median(values) for impl, values in results.items()}
-    print(f"train throughput: {args.model}, LoRA, batch {args.batch_size} x accum {args.grad_accum}, {args.steps} steps, "
-          f"median of {args.runs} interleaved runs, torch threads {args.threads}, torch {torch.__version__}, "
-          f"{os.cpu_count()} cpus")
+    print(f"train throughput: {args.model}, LoRA, batch {args.batch_size} x accum {args.grad_accum}, "
+          f"{args.steps} steps, median of {args.runs} interleaved runs, torch threads {args.threads}, "
+          f"torch {torch.__version__}, {os.cpu_count()} cpus")
     print(f"{'implementation':<26} {'tokens/s':>10} {'min':>8} {'max':>8} {'codex ratio':>12} {'peak RSS MB':>12}")
     names = {"codex": "codex train (loop)", "trainer": "transformers Trainer+peft", "manual": "hand-written loop",
              "codex-2proc": f"codex, 2 procs x batch {args.batch_size // 2}",
@@ -214,7 +216,8 @@ def _report(args: argparse.Namespace, results: dict[str, list[float]], rss: dict
     for impl in IMPLEMENTATIONS:
         ratio = median["codex"] / median[impl]
         low, high = min(results[impl]), max(results[impl])
-        print(f"{names[impl]:<26} {median[impl]:>10,.0f} {low:>8,.0f} {high:>8,.0f} {ratio:>11.2f}x {rss[impl]:>12,.0f}")
+        print(f"{names[impl]:<26} {median[impl]:>10,.0f} {low:>8,.0f} {high:>8,.0f} {ratio:>11.2f}x "
+              f"{rss[impl]:>12,.0f}")
     print(f"targets: codex/Trainer >= 1.00x (got {median['codex'] / median['trainer']:.2f}x), "
           f"codex/hand-written >= 0.95x (got {median['codex'] / median['manual']:.2f}x)")
     print(f"2 processes (DDP, gloo, {args.threads} thread(s) each, global batch {args.batch_size}): "

@@ -372,7 +372,8 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
                 return True, float(value)
             except ValueError:
                 return False, None
-        return (isinstance(value, (int, float)) and not isinstance(value, bool)), float(value) if isinstance(value, (int, float)) else None
+        return ((isinstance(value, (int, float)) and not isinstance(value, bool)),
+                float(value) if isinstance(value, (int, float)) else None)
     if hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, str(value)

@@ -61,7 +61,8 @@ def test_lora_checkpoint_is_standard_peft_with_full_metadata(tiny_model_dir: Pat
     assert not any(b"sk-test-secret-value-123" in p.read_bytes() for p in (tmp_path / "ck").rglob("*") if p.is_file())
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(ckpt))
     assert any("lora_A" in name for name, _ in model.named_parameters())
-    assert AutoTokenizer.from_pretrained(ckpt).decode(AutoTokenizer.from_pretrained(ckpt)("x = 1")["input_ids"]) == "x = 1"
+    assert AutoTokenizer.from_pretrained(ckpt).decode(
+        AutoTokenizer.from_pretrained(ckpt)("x = 1")["input_ids"]) == "x = 1"
     assert json.loads((tmp_path / "ck" / "latest.json").read_text())["checkpoint"] == "step-00000002"
 
 
@@ -87,7 +88,8 @@ def test_kill_during_a_write_leaves_latest_on_the_previous_complete_checkpoint(
     verify_checkpoint(tmp_path / "ck" / "step-00000001")
 
 
-def test_kill_during_the_first_write_leaves_no_latest(tiny_model_dir: Path, tmp_path: Path, data: Path, crash_at) -> None:
+def test_kill_during_the_first_write_leaves_no_latest(tiny_model_dir: Path, tmp_path: Path, data: Path,
+                                                      crash_at) -> None:
     crash_at("before-rename")
     with pytest.raises(SimulatedCrash):
         run_training(make_config(tiny_model_dir, data, tmp_path / "ck", "train.max_steps=1"))
@@ -97,8 +99,8 @@ def test_kill_during_the_first_write_leaves_no_latest(tiny_model_dir: Path, tmp_
 
 def _fake_checkpoint(ckpt_dir: Path, name: str, step: int, eval_loss: float | None) -> None:
     (ckpt_dir / name).mkdir(parents=True)
-    meta = {"schema_version": 1, "kind": "lora", "files": {}, "global_step": step, "created_at": f"2026-01-01T00:00:{step:02d}Z",
-            "metrics": {"eval_loss": eval_loss}}
+    meta = {"schema_version": 1, "kind": "lora", "files": {}, "global_step": step,
+            "created_at": f"2026-01-01T00:00:{step:02d}Z", "metrics": {"eval_loss": eval_loss}}
     (ckpt_dir / name / METADATA_FILE).write_text(json.dumps(meta))
 
 
@@ -114,7 +116,8 @@ def test_retention_keeps_the_newest_and_the_best(tmp_path: Path, keep_best: bool
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == left
 
 
-def test_retention_runs_after_each_save_and_never_drops_latest(tiny_model_dir: Path, tmp_path: Path, data: Path) -> None:
+def test_retention_runs_after_each_save_and_never_drops_latest(tiny_model_dir: Path, tmp_path: Path,
+                                                               data: Path) -> None:
     cfg = make_config(tiny_model_dir, data, tmp_path / "ck", "lora.enabled=true", "checkpoint.every_steps=1",
                       "train.max_steps=5", "checkpoint.keep_last=2")
     run_training(cfg)
@@ -131,7 +134,8 @@ def test_truncate_metrics_drops_lines_after_the_checkpoint_and_a_torn_line(tmp_p
     assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
-def test_a_leftover_complete_checkpoint_with_the_same_name_is_replaced(tiny_model_dir: Path, tmp_path: Path, data: Path) -> None:
+def test_a_leftover_complete_checkpoint_with_the_same_name_is_replaced(tiny_model_dir: Path, tmp_path: Path,
+                                                                       data: Path) -> None:
     stale = tmp_path / "ck" / "step-00000001"
     stale.mkdir(parents=True)
     (stale / "junk").write_text("from a run that died before updating latest.json")

@@ -70,7 +70,8 @@ def test_unreadable_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr("codex_cli.masking.files.open", refuse, raising=False)
     result = invoke(str(bad))
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr == f"codex: error: cannot read '{bad}': Permission denied; pass a readable file, or '-' for stdin\n"
+    assert result.stderr == (f"codex: error: cannot read '{bad}': Permission denied; "
+                             "pass a readable file, or '-' for stdin\n")
 
 
 def test_check_prints_nothing_and_sets_the_exit_code() -> None:

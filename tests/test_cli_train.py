@@ -40,8 +40,8 @@ def test_train_in_process_prints_the_summary(tiny_model_dir: Path, tmp_path: Pat
 
 def test_quiet_prints_only_the_checkpoint_path_and_the_cache_hits_the_second_time(tiny_model_dir: Path, tmp_path: Path,
                                                                                   data: Path) -> None:
-    common = ["--max-steps", "2", "--batch-size", "4", "--lr", "1e-3", "--model", str(tiny_model_dir), "--data", str(data),
-              *FAST]
+    common = ["--max-steps", "2", "--batch-size", "4", "--lr", "1e-3", "--model", str(tiny_model_dir),
+              "--data", str(data), *FAST]
     proc = run_codex("train", "--quiet", *common, f"checkpoint.dir={tmp_path / 'a'}")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{tmp_path / 'a' / 'step-00000002'}\n" and proc.stderr == ""
@@ -81,7 +81,8 @@ def test_missing_data_file_is_a_data_error(tiny_model_dir: Path, tmp_path: Path)
 @pytest.mark.slow
 def test_batch_8_accum_1_matches_batch_4_accum_2(tiny_model_dir: Path, tmp_path: Path, data: Path) -> None:
     proc = run_codex("train", "--lora", "-q", "--epochs", "1", "--model", str(tiny_model_dir), "--data", str(data),
-                     "--batch-size", "8", "lora.dropout=0", "data.mask_secrets=false", f"checkpoint.dir={tmp_path / 'b8'}")
+                     "--batch-size", "8", "lora.dropout=0", "data.mask_secrets=false",
+                     f"checkpoint.dir={tmp_path / 'b8'}")
     assert proc.returncode == 0, proc.stderr
     run_training(make_config(tiny_model_dir, data, tmp_path / "b4x2", "lora.enabled=true", "lora.dropout=0",
                              "train.batch_size=4", "train.grad_accum=2"))

@@ -93,8 +93,10 @@ def test_int_accepted_for_float_but_not_bool_for_int() -> None:
         ("trian.epochs=3", "unknown config key 'trian' (in override 'trian.epochs=…'); did you mean 'train'?"),
         ("train.learning_rate=3", "unknown config key 'train.learning_rate' (in override 'train.learning_rate=…'); "
                                   "did you mean 'train.lr'?"),
-        ("model.epochs=2", "unknown config key 'model.epochs' (in override 'model.epochs=…'); did you mean 'train.epochs'?"),
-        ("lora.zzz=2", "unknown config key 'lora.zzz' (in override 'lora.zzz=…'); run 'codex config show' to list valid keys"),
+        ("model.epochs=2", "unknown config key 'model.epochs' (in override 'model.epochs=…'); "
+                           "did you mean 'train.epochs'?"),
+        ("lora.zzz=2", "unknown config key 'lora.zzz' (in override 'lora.zzz=…'); "
+                       "run 'codex config show' to list valid keys"),
         ("train.lr=fast", "config key 'train.lr' expects a number, got 'fast' (str)"),
         ("train.precision=fp8", "config key 'train.precision' expects one of 'fp32', 'bf16', got 'fp8' (str)"),
         ("train.max_steps=ten", "config key 'train.max_steps' expects an integer or null, got 'ten' (str)"),
@@ -103,8 +105,8 @@ def test_int_accepted_for_float_but_not_bool_for_int() -> None:
         ("lora=3", "config key 'lora' is a section and needs a mapping, got 3 (in override 'lora=…')"),
         ("serve.api_key=[1]", "config key 'serve.api_key' expects a string or null, got a list value (hidden)"),
     ],
-    ids=["typo-key", "typo-section", "alias", "other-section", "no-suggestion", "bad-float", "bad-choice", "bad-optional", "bound", "port",
-         "section-scalar", "secret-hidden"],
+    ids=["typo-key", "typo-section", "alias", "other-section", "no-suggestion", "bad-float", "bad-choice",
+         "bad-optional", "bound", "port", "section-scalar", "secret-hidden"],
 )
 def test_bad_values_name_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:

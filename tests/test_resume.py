@@ -73,7 +73,8 @@ def test_kill_and_resume_gives_bitwise_identical_weights(tiny_model_dir: Path, t
     assert strip == [{k: v for k, v in m.items() if k != "tokens_per_s"} for m in metrics(reference)]
 
 
-def test_full_run_resumes_bitwise_identically(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_run_resumes_bitwise_identically(tiny_model_dir: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     data = write_jsonl(tmp_path / "train.jsonl")
     args = ("train.max_steps=4", "checkpoint.every_steps=2")
     run_training(make_config(tiny_model_dir, data, tmp_path / "ref", *args))
@@ -171,7 +172,8 @@ def test_optimizer_and_counters_round_trip(tmp_path: Path) -> None:
             assert torch.equal(fresh.state_dict()["state"][index][name], value)
 
 
-def test_resuming_an_older_checkpoint_rewinds_latest_and_replaces_newer_ones(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_resuming_an_older_checkpoint_rewinds_latest_and_replaces_newer_ones(tiny_model_dir: Path,
+                                                                             tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "train.jsonl")
     cfg = make_config(tiny_model_dir, data, tmp_path / "ck", "train.max_steps=4", "checkpoint.every_steps=2")
     run_training(cfg)
@@ -191,7 +193,8 @@ def test_resuming_into_a_dir_that_holds_another_run_is_refused(tiny_model_dir: P
                      resume_path=tmp_path / "a")
     assert str(info.value) == (
         f"cannot resume '{tmp_path / 'a' / 'step-00000001'}' into checkpoint.dir '{tmp_path / 'b'}': it already holds "
-        "another run (latest.json names 'step-00000001'); set checkpoint.dir to the checkpoint's directory or an empty one"
+        "another run (latest.json names 'step-00000001'); "
+        "set checkpoint.dir to the checkpoint's directory or an empty one"
     )
 
 

@@ -173,7 +173,8 @@ def load_weights(model: Any, checkpoint: Path, kind: str) -> None:
     untied = [key for key in missing if not _is_tied(model, key, weights)]
     if unexpected or untied:
         bad = (unexpected or untied)[0]
-        raise CheckpointError(f"weights in '{checkpoint}' do not match the model ({bad}); resume with the same base model")
+        raise CheckpointError(f"weights in '{checkpoint}' do not match the model ({bad}); "
+                              "resume with the same base model")
 
 
 def capture_rng() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -219,7 +220,8 @@ def _split_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[s
                 tensors[f"state.{index}.{name}"] = value.detach().contiguous().cpu()
             else:
                 scalars.setdefault(str(index), {})[name] = value
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()} for group in state_dict["param_groups"]]
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+              for group in state_dict["param_groups"]]
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 

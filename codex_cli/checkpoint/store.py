@@ -102,7 +102,8 @@ def save_checkpoint(
         _write_json(tmp / METADATA_FILE, _metadata(tmp, info))
         _fsync_tree(tmp)
     except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint '{final}' ({e.strerror or e}); check free space and permissions") from e
+        raise CheckpointError(f"cannot write checkpoint '{final}' ({e.strerror or e}); "
+                              "check free space and permissions") from e
     crash_point("before-rename", step)
     _replace_dir(tmp, final)
     crash_point("before-latest", step)

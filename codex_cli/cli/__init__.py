@@ -57,11 +57,13 @@ def root(
     ctx: typer.Context,
     config: Annotated[
         Optional[Path],
-        typer.Option("--config", "-c", help="YAML config file layered over the packaged defaults (or set $CODEX_CONFIG).", envvar=None),
+        typer.Option("--config", "-c",
+                     help="YAML config file layered over the packaged defaults (or set $CODEX_CONFIG).", envvar=None),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
     version: Annotated[
-        bool, typer.Option("--version", "-V", help="Print the codex version and exit.", callback=_version, is_eager=True)
+        bool,
+        typer.Option("--version", "-V", help="Print the codex version and exit.", callback=_version, is_eager=True),
     ] = False,
 ) -> None:
     """codex: one offline tool for the whole loop: train, ckpt, serve, mask."""

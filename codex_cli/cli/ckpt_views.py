@@ -47,9 +47,9 @@ def render_dir(console: Console, summary: DirSummary) -> None:
         table.add_column(column, justify="right" if column in ("epoch", "step", "size") else "left",
                          no_wrap=column != "check", min_width=5 if column == "check" else None)
     for row in summary.rows:
-        table.add_row(f"★ {row.name}" if row.latest else f"  {row.name}", row.kind or "-", _opt(row.epoch), _opt(row.step),
-                      _loss(row.train_loss), _loss(row.eval_loss), human_size(row.size), _short_time(row.created),
-                      _integrity(row.problems, summary.rehashed))
+        table.add_row(f"★ {row.name}" if row.latest else f"  {row.name}", row.kind or "-", _opt(row.epoch),
+                      _opt(row.step), _loss(row.train_loss), _loss(row.eval_loss), human_size(row.size),
+                      _short_time(row.created), _integrity(row.problems, summary.rehashed))
     console.print(table)
     if summary.latest:
         console.print(f"★ latest: {summary.latest}")

@@ -26,7 +26,8 @@ ConfigOption = Annotated[
 ]
 Overrides = Annotated[
     Optional[list[str]],
-    typer.Argument(help="Dotted config overrides, e.g. lora.r=16 train.lr=3e-4 (values are YAML scalars).", show_default=False),
+    typer.Argument(help="Dotted config overrides, e.g. lora.r=16 train.lr=3e-4 (values are YAML scalars).",
+                   show_default=False),
 ]
 
 

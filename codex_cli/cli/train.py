@@ -21,20 +21,32 @@ def train(
     ctx: typer.Context,
     overrides: Overrides = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train (train.epochs).")] = None,
-    lora: Annotated[Optional[bool], typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning (lora.enabled).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps (train.max_steps).")] = None,
+    lora: Annotated[
+        Optional[bool], typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning (lora.enabled).")
+    ] = None,
+    max_steps: Annotated[
+        Optional[int], typer.Option(help="Stop after this many optimizer steps (train.max_steps).")
+    ] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Examples per micro-batch (train.batch_size).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (train.lr).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Base model: codex-tiny, a local HF model dir or a cached hub id (model.name).")] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(help="Base model: codex-tiny, a local HF model dir or a cached hub id (model.name)."),
+    ] = None,
     data: Annotated[Optional[str], typer.Option(help="Training data file: .jsonl, .csv or .txt (data.train).")] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Continue from latest.json in checkpoint.dir, or from the checkpoint given as "
                      "an argument: codex train --resume PATH (checkpoint.resume)."),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; print only the checkpoint path.")] = False,
-    nproc: Annotated[Optional[int], typer.Option(help="Train on N processes of this machine with torch.distributed (DDP), "
-                                                       "through torchrun's agent (train.nproc).")] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary; print only the checkpoint path.")
+    ] = False,
+    nproc: Annotated[
+        Optional[int],
+        typer.Option(help="Train on N processes of this machine with torch.distributed (DDP), "
+                     "through torchrun's agent (train.nproc)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Fine-tune the configured model on the configured data, checkpointing every epoch (Ctrl-C saves and exits 130)."""
@@ -113,7 +125,8 @@ def _summary_rows(r: TrainResult) -> list[tuple[str, str]]:
     def loss(value: Optional[float]) -> str:
         return "-" if value is None else f"{value:.4f}"
 
-    eval_change = f"{loss(r.initial_eval_loss)} -> {loss(r.eval_loss)}" if r.initial_eval_loss is not None else loss(r.eval_loss)
+    eval_change = (f"{loss(r.initial_eval_loss)} -> {loss(r.eval_loss)}" if r.initial_eval_loss is not None
+                   else loss(r.eval_loss))
     return [
         ("model", f"{r.model_name} ({r.kind})"),
         ("parameters", f"{r.trainable_params:,} trainable / {r.total_params:,} total"),

@@ -20,7 +20,9 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(num_examples, generator=generator).tolist()
 
 
-def epoch_windows(num_examples: int, *, batch_size: int, grad_accum: int, seed: int, epoch: int) -> list[list[list[int]]]:
+def epoch_windows(
+    num_examples: int, *, batch_size: int, grad_accum: int, seed: int, epoch: int
+) -> list[list[list[int]]]:
     """Accumulation windows of ``epoch``: each a list of up to ``grad_accum`` micro-batches of example indices."""
     order = epoch_order(num_examples, seed, epoch)
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -112,7 +112,8 @@ def restore(run: Run, checkpoint: Path) -> list[str]:
                      "the learning-rate schedule is recomputed over the new total")
     dropped = store.truncate_metrics(run.ckpt_dir, after_step=run.state.global_step) if run.world.is_main else 0
     if dropped:
-        notes.append(f"dropped {dropped} metrics.jsonl lines logged after step {run.state.global_step} (not checkpointed)")
+        notes.append(f"dropped {dropped} metrics.jsonl lines logged after step {run.state.global_step} "
+                     "(not checkpointed)")
     restore_rng(restored.rng_tensors, restored.rng_json)  # last: building the model above consumed RNG
     return notes
 
@@ -130,7 +131,8 @@ def _adopt(ckpt_dir: Path, checkpoint: Path, state: TrainState) -> list[str]:
     if latest == checkpoint.name:
         return []
     store.write_latest(ckpt_dir, checkpoint.name, global_step=state.global_step, epoch=state.epoch)
-    return [f"rewound {LATEST_FILE} from {latest} to {checkpoint.name}; later checkpoints are replaced as the run reaches them"]
+    return [f"rewound {LATEST_FILE} from {latest} to {checkpoint.name}; "
+            "later checkpoints are replaced as the run reaches them"]
 
 
 def save(run: Run, reason: str, *, eval_loss: Optional[float] = None) -> Optional[Path]:

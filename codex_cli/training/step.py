@@ -37,7 +37,9 @@ def count_targets(batch: dict[str, torch.Tensor]) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
-def loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], precision: Literal["fp32", "bf16"]) -> torch.Tensor:
+def loss_sum(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], precision: Literal["fp32", "bf16"]
+) -> torch.Tensor:
     """Summed next-token cross-entropy of a batch (not a mean: the caller divides by the window's targets)."""
     with autocast(batch["input_ids"].device, precision):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -91,8 +93,12 @@ def train_step(
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], precision: Literal["fp32", "bf16"]) -> Optional[float]:
-    """Mean token loss over ``batches`` of every rank, in eval mode (no dropout, no RNG); None when nothing is scored."""
+def evaluate(
+    model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], precision: Literal["fp32", "bf16"]
+) -> Optional[float]:
+    """Mean token loss over ``batches`` of every rank, in eval mode (no dropout, no RNG); None when
+    nothing is scored.
+    """
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
