@@ -138,3 +138,39 @@ def test_input_without_secrets_comes_out_byte_for_byte(data: bytes, cuts: list[i
     if COMBINED.search(b"\n" + data) is None:
         assert masked_with(data, PY, cuts) == data
 
+
+
+@pytest.fixture
+def no_hyperscan(monkeypatch: pytest.MonkeyPatch):
+    import sys
+
+    from codex_cli.masking import prefilter
+
+    monkeypatch.setitem(sys.modules, "hyperscan", None)  # import hyperscan now raises ImportError
+    monkeypatch.setattr(prefilter, "_FINDERS", {})
+    monkeypatch.delenv(prefilter.ENGINE_ENV, raising=False)
+    return prefilter
+
+
+def test_a_missing_hyperscan_where_it_belongs_is_said(no_hyperscan, monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(no_hyperscan, "hyperscan_expected", lambda: True)
+    assert no_hyperscan.default_finder()[0] == "python"
+    assert [r.getMessage() for r in caplog.records] == [
+        "codex: note: hyperscan is not importable here, so masking uses the pure-Python engine "
+        "(same output, several times slower); reinstall codex-cli to get it back"]
+
+
+def test_the_python_engine_is_quiet_where_hyperscan_is_not_installed(
+        no_hyperscan, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(no_hyperscan, "hyperscan_expected", lambda: False)
+    assert no_hyperscan.default_finder()[0] == "python"
+    assert caplog.records == []
+
+
+def test_requiring_hyperscan_without_it_is_a_usage_error(no_hyperscan, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codex_cli.errors import UsageError
+
+    monkeypatch.setenv(no_hyperscan.ENGINE_ENV, "hyperscan")
+    with pytest.raises(UsageError, match="CODEX_MASK_ENGINE=hyperscan but the hyperscan package is not installed"):
+        no_hyperscan.default_finder()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from typing import Callable, Optional
 
@@ -105,6 +106,11 @@ def hyperscan_finder(patterns: tuple[HsPattern, ...] = HS_PATTERNS) -> Optional[
 _FINDERS: dict[str, tuple[str, Finder]] = {}
 
 
+def hyperscan_expected() -> bool:
+    """Whether codex-cli installs hyperscan on this platform (see pyproject.toml's marker)."""
+    return sys.platform == "linux" and os.uname().machine == "x86_64"
+
+
 def default_finder() -> tuple[str, Finder]:
     """The finder ``$CODEX_MASK_ENGINE`` selects (auto: Hyperscan if installed), with its name."""
     choice = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
@@ -115,5 +121,11 @@ def default_finder() -> tuple[str, Finder]:
     fast = hyperscan_finder() if choice != "python" else None
     if choice == "hyperscan" and fast is None:
         raise UsageError(f"{ENGINE_ENV}=hyperscan but the hyperscan package is not installed; pip install hyperscan")
+    if fast is None and choice == "auto" and hyperscan_expected():
+        import logging  # only on this rare path: start-up of `codex mask` matters
+
+        logging.getLogger("codex.masking").warning(
+            "codex: note: hyperscan is not importable here, so masking uses the pure-Python engine "
+            "(same output, several times slower); reinstall codex-cli to get it back")
     _FINDERS[choice] = ("hyperscan", fast) if fast is not None else ("python", python_finder())
     return _FINDERS[choice]
