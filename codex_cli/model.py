@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 BUILTIN_MODEL = "codex-tiny"
 BUILTIN_DIR = Path(__file__).with_name("assets") / BUILTIN_MODEL
-_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 # Output heads and classifier layers are never LoRA targets, whatever their type.
 _NOT_TARGETS = frozenset({"lm_head", "embed_out", "score", "classifier", "output"})
 
@@ -181,7 +180,7 @@ def _from_pretrained(cfg: ModelConfig, path: Path | str) -> Any:
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
-    dtype = getattr(torch, _DTYPES[cfg.dtype])
+    dtype = getattr(torch, cfg.dtype)  # model.dtype is one of float32, bfloat16, float16 (config checks it)
     try:
         with quiet_hf_progress():
             return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **_load_kwargs(cfg, path))

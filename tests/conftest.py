@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
 _TOKENIZER_TEXT = (
     "def add(a, b):\n    return a + b\n\nclass Point:\n    x: int = 0\n"
     "The quick brown fox jumps over the lazy dog. import os, sys, json\n"
@@ -66,11 +65,10 @@ def build_tiny_model(path: Path, vocab_size: int = 320, hidden: int = 32, layers
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
                                    pad_token="<|pad|>")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=fast.vocab_size if hasattr(fast, "vocab_size") else len(fast), hidden_size=hidden,
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=hidden,
                          intermediate_size=hidden * 2, num_hidden_layers=layers, num_attention_heads=4,
                          num_key_value_heads=2, max_position_embeddings=256, bos_token_id=fast.bos_token_id,
                          eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, tie_word_embeddings=False)
-    config.vocab_size = len(fast)
     model = LlamaForCausalLM(config)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)

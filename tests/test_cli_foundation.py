@@ -126,8 +126,9 @@ def test_config_error_in_process(runner: CliRunner) -> None:
     assert "config key 'seed' must be a non-negative integer, got -5 (int)" in result.output
 
 
-def test_debug_shows_the_traceback() -> None:
-    result = run_codex("--debug", "config", "show", "lora.rr=1")
+@pytest.mark.parametrize(("args", "env"), [(["--debug"], {}), ([], {"CODEX_DEBUG": "1"})], ids=["flag", "env"])
+def test_debug_shows_the_traceback(args: list[str], env: dict[str, str]) -> None:
+    result = run_codex(*args, "config", "show", "lora.rr=1", env=env)
     assert result.returncode != 0
     assert "Traceback" in result.stderr
     assert "ConfigError" in result.stderr

@@ -178,6 +178,20 @@ def test_settings_that_change_tokens_miss_the_cache(tmp_path: Path, tokenizer: A
     assert not load_datasets(replace(cfg, **change), tokenizer, seed=SEED).cache_hit
 
 
+def test_an_unreadable_cache_entry_is_said_and_rebuilt(tmp_path: Path, tokenizer: Any,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    train = _jsonl(tmp_path / "t.jsonl", [{"text": "x = 1"}])
+    cfg = _cfg(train, cache_dir=str(tmp_path / "cache"))
+    first = load_datasets(cfg, tokenizer, seed=SEED)
+    (entry,) = (tmp_path / "cache").glob("*.safetensors")
+    entry.write_bytes(entry.read_bytes()[:20])  # a partial copy
+    again = load_datasets(cfg, tokenizer, seed=SEED)
+    assert not again.cache_hit and again.train == first.train
+    assert [r.getMessage() for r in caplog.records] == [
+        f"codex: note: data cache entry '{entry}' is unreadable (SafetensorError); tokenizing again"]
+    assert load_datasets(cfg, tokenizer, seed=SEED).cache_hit  # rewritten whole
+
+
 def test_edited_file_misses_the_cache(tmp_path: Path, tokenizer: Any) -> None:
     train = _jsonl(tmp_path / "t.jsonl", [{"text": "x = 1"}])
     load_datasets(_cfg(train), tokenizer, seed=SEED)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -58,7 +57,7 @@ def root(
     config: Annotated[
         Optional[Path],
         typer.Option("--config", "-c",
-                     help="YAML config file layered over the packaged defaults (or set $CODEX_CONFIG).", envvar=None),
+                     help="YAML config file layered over the packaged defaults (or set $CODEX_CONFIG)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
     version: Annotated[
@@ -76,5 +75,3 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

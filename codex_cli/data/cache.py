@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -60,8 +61,11 @@ def load(path: Path) -> Optional[Encoded]:
         with safe_open(str(path), framework="numpy") as handle:
             meta = handle.metadata() or {}
             ids, labels, lengths = (handle.get_tensor(k) for k in ("input_ids", "labels", "lengths"))
-    except (SafetensorError, OSError, KeyError):
-        return None  # unreadable entry (for example a partial copy): re-tokenize and overwrite it
+    except (SafetensorError, OSError, KeyError) as e:
+        # e.g. a partial copy: tokenizing again overwrites it, and the user is told why the run is slower
+        logging.getLogger("codex.data").warning(
+            "codex: note: data cache entry '%s' is unreadable (%s); tokenizing again", path, type(e).__name__)
+        return None
     if meta.get("version") != CACHE_VERSION:
         return None
     encoded = Encoded(masked_secrets=int(meta["masked_secrets"]), truncated=int(meta["truncated"]),
