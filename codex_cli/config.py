@@ -208,8 +208,9 @@ def load_config(
 def known_keys() -> list[str]:
     """Every valid dotted key, in declaration order."""
     keys: list[str] = []
+    hints = get_type_hints(CodexConfig)
     for f in dataclasses.fields(CodexConfig):
-        hint = get_type_hints(CodexConfig)[f.name]
+        hint = hints[f.name]
         if dataclasses.is_dataclass(hint):
             keys.extend(f"{f.name}.{sub.name}" for sub in dataclasses.fields(hint))
         else:
@@ -372,8 +373,9 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
                 return True, float(value)
             except ValueError:
                 return False, None
-        return ((isinstance(value, (int, float)) and not isinstance(value, bool)),
-                float(value) if isinstance(value, (int, float)) else None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, None
     if hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, str(value)
