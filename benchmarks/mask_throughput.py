@@ -182,8 +182,9 @@ def _best(cmd: list[str], corpus: Path, runs: int, env: dict[str, str] | None = 
 
 
 def _check_count(corpus: Path, injected: int) -> None:
-    proc = subprocess.run([_codex(), "mask", "--check", "--report", "json"], stdin=corpus.open("rb"),
-                          capture_output=True, check=False)
+    with corpus.open("rb") as stdin:
+        proc = subprocess.run([_codex(), "mask", "--check", "--report", "json"], stdin=stdin, capture_output=True,
+                              check=False)
     found = proc.stderr.count(b'"rule"')
     status = "OK" if found == injected else "MISMATCH"
     print(f"secrets masked by codex mask: {found} of {injected} injected ({status})")

@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codex_cli.masking.prefilter import hyperscan_finder, python_finder
-from codex_cli.masking.rules import ALLOW_MARKER, ALLOW_REACH, COMBINED
+from codex_cli.masking.rules import ALLOW_MARKER, ALLOW_REACH, combined
 from codex_cli.masking.stream import ByteMasker
 
+COMBINED = combined()
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALNUM = string.ascii_letters + string.digits
 B64URL = ALNUM + "_-"

@@ -10,10 +10,9 @@ import codecs
 import os
 
 from codex_cli.masking.rules import RULES, Rule
-from codex_cli.masking.stream import ByteMasker, Finding
+from codex_cli.masking.stream import DEFAULT_REPLACEMENT, ByteMasker, Finding
 
 DISABLE_ENV = "DISABLE_SECRET_FILTER"
-DEFAULT_REPLACEMENT = "[SECRET]"
 
 
 def secret_filter_disabled() -> bool:
@@ -42,8 +41,7 @@ class StreamMasker:
     """Incremental masker for streamed text: a secret split across feed() calls is never emitted."""
 
     def __init__(self, replacement: str = DEFAULT_REPLACEMENT, typed: bool = False) -> None:
-        self._disabled = secret_filter_disabled()
-        self._masker = None if self._disabled else ByteMasker(replacement, typed)
+        self._masker = None if secret_filter_disabled() else ByteMasker(replacement, typed)
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
 
     @property

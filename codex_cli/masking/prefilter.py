@@ -16,18 +16,18 @@ import threading
 from typing import Callable, Optional
 
 from codex_cli.errors import UsageError
-from codex_cli.masking.rules import ANCHORS, HS_PATTERNS, Anchor, HsPattern
+from codex_cli.masking.rules import ANCHORS, HS_PATTERNS
 
 ENGINE_ENV = "CODEX_MASK_ENGINE"
-# A finder maps (buffer, min_end) to (anchor start, anchor index) pairs, in no particular order:
+# A finder maps (buffer, min_end) to (anchor start, index in ANCHORS) pairs, in no particular order:
 # one for every rule match that may end after min_end (a superset of them; duplicates allowed).
 Finder = Callable[[bytes, int], list[tuple[int, int]]]
 _LOOKBACK = 64  # longer than any anchor or prefilter match
 
 
-def python_finder(anchors: tuple[Anchor, ...] = ANCHORS) -> Finder:
+def python_finder() -> Finder:
     """The pure-Python finder: one pass per first byte of the anchors (``bytes.find`` or ``re``)."""
-    passes = [_pass(group) for group in _by_first_byte(anchors).values()]
+    passes = [_pass(caseless, group) for (caseless, _), group in _by_first_byte().items()]
 
     def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
@@ -48,26 +48,26 @@ def python_finder(anchors: tuple[Anchor, ...] = ANCHORS) -> Finder:
     return find
 
 
-def _by_first_byte(anchors: tuple[Anchor, ...]) -> dict[tuple[bool, bytes], list[tuple[int, bytes]]]:
+def _by_first_byte() -> dict[tuple[bool, bytes], list[tuple[int, bytes]]]:
     groups: dict[tuple[bool, bytes], list[tuple[int, bytes]]] = {}
-    for i, a in enumerate(anchors):
+    for i, a in enumerate(ANCHORS):
         literal = a.literal.lower() if a.caseless else a.literal
         groups.setdefault((a.caseless, literal[:1]), []).append((i, literal))
     return groups
 
 
-def _pass(group: list[tuple[int, bytes]]) -> tuple[bool, dict[bytes, int], bytes, Optional[re.Pattern[bytes]]]:
+def _pass(caseless: bool, group: list[tuple[int, bytes]]
+          ) -> tuple[bool, dict[bytes, int], bytes, Optional[re.Pattern[bytes]]]:
     # finditer skips an occurrence overlapping the previous one; harmless, since every rule behind
     # a grouped anchor requires a non-alphanumeric byte right before it (the property tests check).
     lookup = {literal: i for i, literal in group}
-    caseless = ANCHORS[group[0][0]].caseless
     if len(group) == 1:
         return caseless, lookup, group[0][1], None
     literals = sorted(lookup, key=len, reverse=True)
     return caseless, lookup, b"", re.compile(b"|".join(re.escape(x) for x in literals))
 
 
-def hyperscan_finder(patterns: tuple[HsPattern, ...] = HS_PATTERNS) -> Optional[Finder]:
+def hyperscan_finder() -> Optional[Finder]:
     """A Hyperscan finder over the stricter prefilter patterns, or None without ``hyperscan``."""
     try:
         import hyperscan
@@ -75,15 +75,15 @@ def hyperscan_finder(patterns: tuple[HsPattern, ...] = HS_PATTERNS) -> Optional[
         return None
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(
-        expressions=[p.regex for p in patterns],
-        ids=list(range(len(patterns))),
-        elements=len(patterns),
+        expressions=[p.regex for p in HS_PATTERNS],
+        ids=list(range(len(HS_PATTERNS))),
+        elements=len(HS_PATTERNS),
         flags=[(hyperscan.HS_FLAG_SOM_LEFTMOST if p.som else 0) | (hyperscan.HS_FLAG_CASELESS if p.caseless else 0)
-               for p in patterns],
+               for p in HS_PATTERNS],
     )
     local = threading.local()  # Hyperscan scratch space must not be shared between threads
     index = {a.literal: i for i, a in enumerate(ANCHORS)}
-    table = [(index[p.anchor], p.back, p.som) for p in patterns]
+    table = [(index[p.anchor], p.back, p.som) for p in HS_PATTERNS]
 
     def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []

@@ -172,22 +172,14 @@ def _alternative(index: int, rule: Rule) -> str:
     return f"(?P<r{index}>{rule.pattern}{secret})"
 
 
-def compile_rules(rules: tuple[Rule, ...] = RULES) -> re.Pattern[bytes]:
-    """All rules as one bytes pattern; group ``r<i>`` is rule i's match, ``s<i>`` its secret part."""
-    joined = "|".join(_alternative(i, r) for i, r in enumerate(rules))
-    return re.compile(joined.encode("ascii"))
-
-
 @functools.cache
 def combined() -> re.Pattern[bytes]:
-    """The compiled rules, built on first use: input with no candidate never pays for compiling them."""
-    return compile_rules()
+    """All rules as one bytes pattern (group ``r<i>``: rule i's match, ``s<i>``: its secret part).
 
-
-def __getattr__(name: str) -> object:  # COMBINED stays importable, compiled lazily
-    if name == "COMBINED":
-        return combined()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    Compiled on first use: input with no candidate never pays for compiling it.
+    """
+    joined = "|".join(_alternative(i, r) for i, r in enumerate(RULES))
+    return re.compile(joined.encode("ascii"))
 
 
 RULE_BY_GROUP = {f"r{i}": (i, rule) for i, rule in enumerate(RULES)}

@@ -32,6 +32,7 @@ from codex_cli.masking.rules import (
 )
 
 _TERMINATED = frozenset(f"r{i}" for i, r in enumerate(RULES) if r.id in TERMINATED_BLOCKS)
+DEFAULT_REPLACEMENT = "[SECRET]"
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class Finding:
     family: str
     offset: int  # byte offset of the masked part in the stream
     length: int  # bytes masked
-    line: int  # 1-based line of the masked part (0 when lines are not tracked)
-    column: int  # 1-based byte column on that line (0 when lines are not tracked)
+    line: int  # 1-based line of the masked part
+    column: int  # 1-based byte column on that line
 
 
 def replacement_for(replacement: str, family: str, typed: bool) -> bytes:
@@ -56,12 +57,11 @@ def replacement_for(replacement: str, family: str, typed: bool) -> bytes:
 class ByteMasker:
     """Incremental masker over bytes: ``feed`` returns what is safe to emit, ``flush`` the rest."""
 
-    def __init__(self, replacement: str = "[SECRET]", typed: bool = False, *, finder: Optional[Finder] = None,
-                 on_finding: Optional[Callable[[Finding], None]] = None, track_lines: bool = False) -> None:
+    def __init__(self, replacement: str = DEFAULT_REPLACEMENT, typed: bool = False, *,
+                 finder: Optional[Finder] = None, on_finding: Optional[Callable[[Finding], None]] = None) -> None:
         self._finder = finder if finder is not None else default_finder()[1]
         self._replace = [replacement_for(replacement, r.family, typed) for r in RULES]
-        self._on_finding = on_finding
-        self._track = track_lines or on_finding is not None
+        self._on_finding = on_finding  # lines are counted only for it
         self._buf = b"\n"  # a virtual newline before the stream: "start of line" for every check
         self._base = -1  # stream offset of _buf[0]
         self._emitted = 0  # stream offset up to which output has been returned
@@ -153,13 +153,12 @@ class ByteMasker:
 
     def _record(self, buf: bytes, base: int, match: "re.Match[bytes]", start: int, end: int) -> None:
         self.count += 1
-        if not self._track:
+        if self._on_finding is None:
             return
         self._count_lines(buf, base, start)
-        if self._on_finding is not None:
-            _, rule = RULE_BY_GROUP[match.lastgroup]
-            self._on_finding(Finding(rule.id, rule.family, base + start, end - start, self._line,
-                                     base + start - self._line_start + 1))
+        _, rule = RULE_BY_GROUP[match.lastgroup]
+        self._on_finding(Finding(rule.id, rule.family, base + start, end - start, self._line,
+                                 base + start - self._line_start + 1))
 
     def _count_lines(self, buf: bytes, base: int, upto: int) -> None:
         frm = self._line_pos - base
@@ -172,7 +171,7 @@ class ByteMasker:
 
     def _trim(self) -> None:
         keep = max(0, self._emitted - self._base - ALLOW_REACH)
-        if self._track:
+        if self._on_finding is not None:
             self._count_lines(self._buf, self._base, keep)
         if keep:
             self._buf = self._buf[keep:]
