@@ -40,7 +40,4 @@ def serve(
     from codex_cli.serving import run_server
     from codex_cli.serving.settings import ServeSettings
 
-    settings = ServeSettings(serve=cfg.serve, model=cfg.model, mask=cfg.mask, checkpoint_dir=cfg.checkpoint.dir,
-                             checkpoint=str(checkpoint) if checkpoint is not None else None, threads=cfg.threads,
-                             seed=cfg.seed)
-    run_server(settings)
+    run_server(ServeSettings.from_config(cfg, str(checkpoint) if checkpoint is not None else None))

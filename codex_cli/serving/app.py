@@ -43,7 +43,7 @@ def create_app(settings: Optional[ServeSettings] = None, *, engine: Optional[Eng
 async def infer(request: Request) -> Response:
     """POST /infer: one prompt in, one completion out."""
     state: ServerState = request.app.state.codex
-    gen, masked = state.mask_prompt(parse_infer(await state.read_json(request), state.limits))
+    gen, masked = state.mask_prompt(parse_infer(await state.read_json(request), state.settings.serve))
     result = await state.result(state.submit(gen))
     return JSONResponse({
         "completion": result.text,

@@ -7,7 +7,7 @@ import re
 from codex_cli.config import MaskConfig
 from codex_cli.serving.batching import Job, JobResult
 from codex_cli.serving.output import CompletionText
-from codex_cli.serving.schemas import ApiError
+from codex_cli.serving.schemas import ApiError, prompt_too_long
 
 ECHO_NAME = "echo"
 _WORDS = re.compile(r"\S+\s*|\s+")
@@ -49,8 +49,3 @@ class EchoEngine:
         job.emit(parts[-1])
         reason = "stop" if text.stopped or used == len(tokens) else "length"
         return JobResult("".join(parts), len(tokens), used, reason, text.masked)
-
-
-def prompt_too_long(tokens: int, limit: int) -> ApiError:
-    """The 422 for a prompt over serve.max_prompt_tokens."""
-    return ApiError(422, f"the prompt has {tokens} tokens; the limit is {limit} (serve.max_prompt_tokens)")

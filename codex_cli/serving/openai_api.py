@@ -28,7 +28,7 @@ async def models(request: Request) -> Response:
 async def completions(request: Request) -> Response:
     """POST /v1/completions: OpenAI's legacy completions API, streaming included."""
     state: ServerState = request.app.state.codex
-    call = parse_completion(await state.read_json(request), state.limits)
+    call = parse_completion(await state.read_json(request), state.settings.serve)
     if call.model not in (state.model_name, state.source.name if state.source else None):
         raise ApiError(404, f"this server serves model '{state.model_name}' only; set 'model' to it "
                             "(see GET /v1/models)", "model_not_found")

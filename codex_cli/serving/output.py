@@ -7,7 +7,7 @@ masker holds back anything that could still become a secret, so no chunk boundar
 from __future__ import annotations
 
 from codex_cli.config import MaskConfig
-from codex_cli.masking import StreamMasker, secret_filter_disabled
+from codex_cli.masking import StreamMasker
 
 
 class CompletionText:
@@ -17,14 +17,14 @@ class CompletionText:
         self._stop = stop
         self._hold = max((len(s) for s in stop), default=1) - 1
         self._pending = ""
-        self._masker = None if secret_filter_disabled() else StreamMasker(mask.replacement, mask.typed)
+        self._masker = StreamMasker(mask.replacement, mask.typed)  # a pass-through under DISABLE_SECRET_FILTER
         self.stopped = False
         self._finished = False
 
     @property
     def masked(self) -> int:
         """Secrets replaced in this completion so far."""
-        return self._masker.count if self._masker is not None else 0
+        return self._masker.count
 
     def feed(self, raw: str) -> str:
         """Add newly generated text; return the text that is safe to send now."""
@@ -47,12 +47,10 @@ class CompletionText:
             return ""
         self._finished = True
         rest, self._pending = self._safe(self._pending), ""
-        return rest if self._masker is None else rest + self._masker.flush()
+        return rest + self._masker.flush()
 
     def _safe(self, text: str) -> str:
-        if not text:
-            return ""
-        return text if self._masker is None else self._masker.feed(text)
+        return self._masker.feed(text) if text else ""
 
 
 class IncrementalDecoder:

@@ -6,9 +6,12 @@ Error messages name the field and the rule, never the value a client sent (it ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from codex_cli.masking import mask_text
+
+if TYPE_CHECKING:
+    from codex_cli.config import ServeConfig
 
 MAX_SEED = 2**63 - 1
 MAX_STOP = 4
@@ -40,14 +43,6 @@ class ApiError(Exception):
 
 
 @dataclass(frozen=True)
-class Limits:
-    """The serve.* bounds a request is checked against."""
-
-    default_max_new_tokens: int = 32
-    max_new_tokens: int = 256
-
-
-@dataclass(frozen=True)
 class GenRequest:
     """One generation: a prompt (already masked) and its own sampling settings."""
 
@@ -69,13 +64,13 @@ class CompletionRequest:
     include_usage: bool = False
 
 
-def parse_infer(body: Any, limits: Limits) -> GenRequest:
+def parse_infer(body: Any, limits: ServeConfig) -> GenRequest:
     """Validate a /infer body; the prompt is returned unmasked (the caller masks it)."""
     obj = _object(body, INFER_FIELDS)
     return _gen_request(obj, _required_str(obj, "prompt"), "max_new_tokens", limits)
 
 
-def parse_completion(body: Any, limits: Limits) -> CompletionRequest:
+def parse_completion(body: Any, limits: ServeConfig) -> CompletionRequest:
     """Validate an OpenAI /v1/completions body."""
     obj = _object(body, COMPLETION_FIELDS)
     model = _required_str(obj, "model")
@@ -95,6 +90,11 @@ def parse_completion(body: Any, limits: Limits) -> CompletionRequest:
     return CompletionRequest(model=model, requests=requests, stream=stream, include_usage=include_usage)
 
 
+def prompt_too_long(tokens: int, limit: int) -> ApiError:
+    """The 422 for a prompt over serve.max_prompt_tokens."""
+    return ApiError(422, f"the prompt has {tokens} tokens; the limit is {limit} (serve.max_prompt_tokens)")
+
+
 def _object(body: Any, fields: frozenset[str]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(422, "the request body must be a JSON object")
@@ -105,7 +105,7 @@ def _object(body: Any, fields: frozenset[str]) -> dict[str, Any]:
     return body
 
 
-def _gen_request(obj: dict[str, Any], prompt: str, tokens_field: str, limits: Limits) -> GenRequest:
+def _gen_request(obj: dict[str, Any], prompt: str, tokens_field: str, limits: ServeConfig) -> GenRequest:
     max_new = _optional(obj, tokens_field, int, "an integer")
     if max_new is None:
         max_new = limits.default_max_new_tokens

@@ -13,12 +13,19 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from codex_cli.config import DEFAULT_SEED, MaskConfig, ModelConfig, ServeConfig, load_config
+from codex_cli.config import (
+    DEFAULT_SEED,
+    CheckpointConfig,
+    CodexConfig,
+    MaskConfig,
+    ModelConfig,
+    ServeConfig,
+    load_config,
+)
 from codex_cli.errors import ConfigError, ServeError
 
 SETTINGS_ENV = "CODEX_SERVE_SETTINGS"
 API_KEY_ENV = "CODEX_API_KEY"
-ECHO_MODEL = "echo"
 
 
 @dataclass(frozen=True)
@@ -28,10 +35,16 @@ class ServeSettings:
     serve: ServeConfig = field(default_factory=ServeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
-    checkpoint_dir: str = "artifacts/ckpts"
+    checkpoint_dir: str = CheckpointConfig.dir
     checkpoint: Optional[str] = None
-    threads: int = 1
+    threads: int = CodexConfig.threads
     seed: int = DEFAULT_SEED
+
+    @classmethod
+    def from_config(cls, config: CodexConfig, checkpoint: Optional[str] = None) -> "ServeSettings":
+        """The sections of a resolved config a server uses, and the checkpoint given on the command line."""
+        return cls(serve=config.serve, model=config.model, mask=config.mask, checkpoint_dir=config.checkpoint.dir,
+                   checkpoint=checkpoint, threads=config.threads, seed=config.seed)
 
     def api_key(self) -> Optional[str]:
         """The bearer token clients must send: serve.api_key, else $CODEX_API_KEY, else None."""
@@ -58,9 +71,7 @@ class ServeSettings:
         """Settings handed over by ``codex serve``, else the config from $CODEX_CONFIG."""
         raw = os.environ.get(SETTINGS_ENV)
         if raw is None:
-            config = load_config()
-            return cls(serve=config.serve, model=config.model, mask=config.mask, checkpoint_dir=config.checkpoint.dir,
-                       threads=config.threads, seed=config.seed)
+            return cls.from_config(load_config())
         try:
             data = json.loads(raw)
             return cls(serve=ServeConfig(**data.pop("serve")), model=ModelConfig(**data.pop("model")),

@@ -7,12 +7,14 @@ There is no fallback: a source that cannot be loaded is an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from codex_cli.checkpoint import layout
+from codex_cli.checkpoint.inference import is_checkpoint_ref
 from codex_cli.errors import UsageError
+from codex_cli.model import resolve_model_path
 from codex_cli.serving.batching import Engine
 from codex_cli.serving.echo import ECHO_NAME, EchoEngine
 from codex_cli.serving.settings import ServeSettings
@@ -54,15 +56,10 @@ def select_source(settings: ServeSettings) -> ModelSource:
 
 
 def _plain(settings: ServeSettings, ref: str, origin: Literal["serve.model", "model.name"]) -> ModelSource:
-    import dataclasses
-
-    from codex_cli.checkpoint.inference import is_checkpoint_ref
-    from codex_cli.model import resolve_model_path
-
     if is_checkpoint_ref(ref):
         checkpoint = layout.resolve_checkpoint(Path(ref).expanduser())
         return ModelSource(str(checkpoint), origin, checkpoint.name)
-    resolve_model_path(dataclasses.replace(settings.model, name=ref))
+    resolve_model_path(replace(settings.model, name=ref))
     return ModelSource(ref, origin, ref)
 
 

@@ -11,10 +11,10 @@ from typing import Any, Optional
 from starlette.requests import Request
 
 from codex_cli.errors import ServeError
-from codex_cli.masking import mask_text, secret_filter_disabled
+from codex_cli.masking import mask_text
 from codex_cli.serving.batching import Batcher, Engine, Job, JobResult
 from codex_cli.serving.metrics import Metrics
-from codex_cli.serving.schemas import ApiError, GenRequest, Limits
+from codex_cli.serving.schemas import ApiError, GenRequest
 from codex_cli.serving.settings import ServeSettings
 from codex_cli.serving.source import ModelSource, load_engine, select_source
 
@@ -26,8 +26,6 @@ class ServerState:
 
     def __init__(self, settings: ServeSettings, engine: Optional[Engine] = None) -> None:
         self.settings = settings
-        self.limits = Limits(default_max_new_tokens=settings.serve.default_max_new_tokens,
-                             max_new_tokens=settings.serve.max_new_tokens)
         self.api_key = settings.api_key()
         self._engine = engine
         self.source: Optional[ModelSource] = None
@@ -72,8 +70,6 @@ class ServerState:
 
     def mask_prompt(self, request: GenRequest) -> tuple[GenRequest, int]:
         """The request with secrets in its prompt masked, and how many there were."""
-        if secret_filter_disabled():
-            return request, 0
         masked, count = mask_text(request.prompt, replacement=self.settings.mask.replacement,
                                   typed=self.settings.mask.typed)
         if count:
