@@ -13,10 +13,9 @@ import torch
 
 from codex_cli.config import MaskConfig
 from codex_cli.serving.batching import Job, JobResult
-from codex_cli.serving.echo import prompt_too_long
 from codex_cli.serving.output import CompletionText, IncrementalDecoder
 from codex_cli.serving.sampling import BatchSampler
-from codex_cli.serving.schemas import ApiError
+from codex_cli.serving.schemas import ApiError, prompt_too_long
 
 
 class _Row:
@@ -106,7 +105,7 @@ class TorchEngine:
         input_ids, mask = self._left_pad(prompts)
         positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
         sampler = BatchSampler([r.job.request.temperature for r in rows], [r.job.request.top_p for r in rows],
-                               [r.job.seed for r in rows])
+                               [r.job.seed for r in rows], self._device)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                          logits_to_keep=1)
         cache, active = getattr(out, self._cache_arg), rows

@@ -10,7 +10,9 @@ import hmac
 import json
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
+
+from starlette.applications import Starlette
 
 from codex_cli.errors import CodexError
 from codex_cli.masking import mask_text
@@ -20,18 +22,17 @@ from codex_cli.serving.state import ServerState
 access_log = logging.getLogger("codex.serve.access")
 log = logging.getLogger("codex.serve")
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-ROUTES = frozenset({"/infer", "/v1/completions", "/v1/models", "/healthz", "/readyz", "/metrics"})
 STARTUP_FAILURES: list[str] = []  # read by run_server to explain why uvicorn did not start
-
-ASGIApp = Callable[..., Any]
 
 
 class Guard:
     """Wraps the router: everything every request goes through."""
 
-    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+    def __init__(self, app: Starlette, state: ServerState) -> None:
         self.app = app
         self.state = state
+        self._routes = frozenset(route.path for route in app.routes)
+        self._auth: Optional[bytes] = f"Bearer {state.api_key}".encode() if state.api_key else None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
@@ -45,6 +46,7 @@ class Guard:
     async def _http(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         started = time.perf_counter()
         path = scope["path"]
+        known = path in self._routes  # a route's own path holds no secret: only other paths need masking
         status = 500
         response_started = False
 
@@ -55,7 +57,7 @@ class Guard:
             await send(message)
 
         try:
-            if self.state.api_key and path not in OPEN_PATHS and not self._authorized(scope):
+            if self._auth is not None and path not in OPEN_PATHS and not self._authorized(scope):
                 await send_error(send_wrapper, ApiError(401, "missing or wrong API key; send 'Authorization: Bearer "
                                                              "<key>'", "authentication_error",
                                                         {"WWW-Authenticate": "Bearer"}))
@@ -68,16 +70,14 @@ class Guard:
                                                         "server_error"))
         finally:
             elapsed = time.perf_counter() - started
-            route = path if path in ROUTES else "other"
-            self.state.metrics.observe_request(route, status, elapsed)
-            access_log.info('%s "%s %s" %d %.1fms', _client(scope), scope["method"], _safe_path(path), status,
-                            elapsed * 1000)
+            self.state.metrics.observe_request(path if known else "other", status, elapsed)
+            access_log.info('%s "%s %s" %d %.1fms', _client(scope), scope["method"],
+                            path if known else _safe_path(path), status, elapsed * 1000)
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
-        expected = f"Bearer {self.state.api_key}".encode()
         for name, value in scope["headers"]:
             if name == b"authorization":
-                return hmac.compare_digest(value, expected)
+                return hmac.compare_digest(value, self._auth)
         return False
 
     async def _lifespan(self, receive: Callable, send: Callable) -> None:

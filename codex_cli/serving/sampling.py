@@ -12,22 +12,23 @@ import torch
 class BatchSampler:
     """Picks the next token of every row from that row's logits and settings."""
 
-    def __init__(self, temperatures: list[float], top_ps: list[float], seeds: list[int]) -> None:
-        self.temperature = torch.tensor(temperatures, dtype=torch.float32)
-        self.top_p = torch.tensor(top_ps, dtype=torch.float32)
+    def __init__(self, temperatures: list[float], top_ps: list[float], seeds: list[int],
+                 device: torch.device | str = "cpu") -> None:
+        self.temperature = torch.tensor(temperatures, dtype=torch.float32, device=device)
+        self.top_p = torch.tensor(top_ps, dtype=torch.float32, device=device)
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
 
     def select(self, rows: list[int]) -> None:
         """Keep only these rows (the others finished)."""
-        index = torch.tensor(rows, dtype=torch.long)
+        index = torch.tensor(rows, dtype=torch.long, device=self.temperature.device)
         self.temperature = self.temperature[index]
         self.top_p = self.top_p[index]
         self.generators = [self.generators[i] for i in rows]
 
     def next_tokens(self, logits: torch.Tensor) -> torch.Tensor:
-        """One token id per row from ``logits`` of shape [rows, vocab]."""
+        """One token id per row from ``logits`` of shape [rows, vocab] (on the sampler's device)."""
         logits = logits.float()
-        temperature, top_p = self.temperature.to(logits.device), self.top_p.to(logits.device)
+        temperature, top_p = self.temperature, self.top_p
         greedy = temperature <= 0.0
         best = logits.argmax(dim=-1)
         if bool(greedy.all()):
