@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from codex_cli.checkpoint.catalog import summarize
-from codex_cli.checkpoint.layout import METADATA_FILE, MODEL_WEIGHTS, SCHEMA_VERSION
+from codex_cli.checkpoint.layout import METADATA_FILE, MODEL_WEIGHTS, SCHEMA_VERSION, sha256_file
 from codex_cli.checkpoint.tensorfile import save_tensors
 from codex_cli.model import BUILTIN_DIR
 from codex_cli.runtime import configure_threads
@@ -113,8 +113,6 @@ def _sparse_checkpoint(root: Path, size_mb: int, tensors: int = 200) -> Path:
     with open(weights, "wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
         handle.truncate(8 + len(raw) + offset)
-    from codex_cli.checkpoint.layout import sha256_file
-
     files = {MODEL_WEIGHTS: {"sha256": sha256_file(weights), "size": weights.stat().st_size}}
     meta = {"schema_version": SCHEMA_VERSION, "kind": "full", "files": files, "epoch": 1, "global_step": 1}
     (path / METADATA_FILE).write_text(json.dumps(meta))

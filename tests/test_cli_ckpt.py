@@ -172,25 +172,20 @@ def test_inspect_directory_flags_the_corrupt_checkpoint(work: Path) -> None:
     assert _invoke("ckpt", "inspect", str(work)).exit_code == 0  # without --verify only sizes/headers are checked
 
 
-def test_inspect_errors(tmp_path: Path) -> None:
-    result = _invoke("ckpt", "inspect", str(tmp_path))
-    assert (result.exit_code, result.stderr.strip()) == (
-        1, f"codex: error: no checkpoints in '{tmp_path}'; run 'codex train' to write some, or pass a checkpoint "
-           "directory")
-    result = _invoke("ckpt", "inspect", str(tmp_path / "nope"))
-    assert (result.exit_code, result.stderr.strip()) == (
-        1, f"codex: error: checkpoint '{tmp_path / 'nope'}' not found; pass a checkpoint directory or a checkpoint.dir")
-
-
-def test_load_needs_a_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
-    result = _invoke("ckpt", "load", str(tiny_model_dir))
-    assert (result.exit_code, result.stderr.strip()) == (
-        1, f"codex: error: '{tiny_model_dir}' is not a codex checkpoint (no metadata.json) nor a checkpoint.dir with "
-           "latest.json; pass a checkpoint directory written by 'codex train'")
-    result = _invoke("ckpt", "load", str(tmp_path / "nope"))
-    assert (result.exit_code, result.stderr.strip()) == (
-        1, f"codex: error: checkpoint '{tmp_path / 'nope'}' not found; run 'codex ckpt inspect DIR' to list "
-           "checkpoints")
+@pytest.mark.parametrize(("command", "target", "message"), [
+    pytest.param("inspect", "{tmp}", "no checkpoints in '{target}'; run 'codex train' to write some, or pass a "
+                 "checkpoint directory", id="inspect-empty-dir"),
+    pytest.param("inspect", "{tmp}/nope", "checkpoint '{target}' not found; pass a checkpoint directory or a "
+                 "checkpoint.dir", id="inspect-missing"),
+    pytest.param("load", "{model}", "'{target}' is not a codex checkpoint (no metadata.json) nor a checkpoint.dir "
+                 "with latest.json; pass a checkpoint directory written by 'codex train'", id="load-model-dir"),
+    pytest.param("load", "{tmp}/nope", "checkpoint '{target}' not found; run 'codex ckpt inspect DIR' to list "
+                 "checkpoints", id="load-missing"),
+])
+def test_no_checkpoint_at_path(tiny_model_dir: Path, tmp_path: Path, command: str, target: str, message: str) -> None:
+    target = target.format(tmp=tmp_path, model=tiny_model_dir)
+    result = _invoke("ckpt", command, target)
+    assert (result.exit_code, result.stderr.strip()) == (1, "codex: error: " + message.format(target=target))
 
 
 def test_load_in_process(ckpts: Path) -> None:

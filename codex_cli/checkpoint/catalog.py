@@ -87,10 +87,7 @@ class CheckpointSummary:
 
     def problem(self) -> str | None:
         """One line describing the first integrity problem, or None."""
-        if not self.problems:
-            return None
-        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-        return f"checkpoint '{self.path}' is corrupt: {self.problems[0]}{more}; restore it or use another checkpoint"
+        return layout.corrupt_message(self.path, self.problems) if self.problems else None
 
 
 def summarize(path: Path, *, rehash: bool = False, tensors: bool = False) -> DirSummary | CheckpointSummary:

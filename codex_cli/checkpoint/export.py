@@ -93,7 +93,7 @@ def _tokenizer_source(checkpoint: Path, base_dir: Path) -> tuple[Path, list[str]
                           "cannot export a standalone model")
 
 
-def _base_dir(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfig) -> tuple[ModelConfig, Path]:
+def _base_dir(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfig) -> Path:
     from codex_cli.checkpoint.inference import base_model_config
     from codex_cli.model import resolve_model_path
 
@@ -102,11 +102,11 @@ def _base_dir(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfig
     if not isinstance(path, Path):
         raise CheckpointError(f"base model '{cfg.name}' of checkpoint '{checkpoint}' is not available locally; "
                               "download it once, then export")
-    return cfg, path
+    return path
 
 
 def _write_base_and_adapter(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfig, out: Path) -> None:
-    _, base = _base_dir(checkpoint, metadata, model_cfg)
+    base = _base_dir(checkpoint, metadata, model_cfg)
     weights = sorted(p.name for p in base.glob("*.safetensors"))
     if not weights:
         raise CheckpointError(f"base model '{base}' has no safetensors weights to copy; export with --merge instead")
@@ -117,19 +117,12 @@ def _write_base_and_adapter(checkpoint: Path, metadata: dict[str, Any], model_cf
 
 
 def _write_merged(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfig, out: Path) -> None:
-    from codex_cli.checkpoint.inference import load_for_inference
+    from codex_cli.checkpoint.inference import load_verified
+    from codex_cli.model import quiet_hf_progress
 
-    _, base = _base_dir(checkpoint, metadata, model_cfg)
-    loaded = load_for_inference(checkpoint, model_cfg, verify=False)  # hashes were checked by the caller
-    merged = loaded.model.merge_and_unload()
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in codex's output
-    try:
+    base = _base_dir(checkpoint, metadata, model_cfg)
+    merged = load_verified(checkpoint, metadata, model_cfg).model.merge_and_unload()
+    with quiet_hf_progress():  # no "Writing model shards" bar in codex's output
         merged.save_pretrained(out)
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
     source, names = _tokenizer_source(checkpoint, base)
     _copy(source, out, names)

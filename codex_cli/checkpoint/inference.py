@@ -51,7 +51,11 @@ def load_for_inference(path_or_name: str | Path, model_cfg: ModelConfig, *, veri
     if not is_checkpoint_ref(path_or_name):
         return _load_plain(str(path_or_name), model_cfg)
     checkpoint = layout.resolve_checkpoint(Path(path_or_name).expanduser())
-    metadata = layout.verify_checkpoint(checkpoint, rehash=verify)
+    return load_verified(checkpoint, layout.verify_checkpoint(checkpoint, rehash=verify), model_cfg)
+
+
+def load_verified(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfig) -> InferenceModel:
+    """Load ``checkpoint`` for generation, its files already checked against ``metadata`` by the caller."""
     if metadata["kind"] == "lora":
         loaded = _load_lora(checkpoint, metadata, model_cfg)
     else:

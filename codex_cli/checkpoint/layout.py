@@ -66,13 +66,8 @@ def sha256_file(path: Path) -> str:
 
 def file_manifest(checkpoint: Path) -> dict[str, dict[str, object]]:
     """{relative posix path: {"sha256", "size"}} for every file in a checkpoint except metadata.json."""
-    manifest: dict[str, dict[str, object]] = {}
-    for path in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
-        rel = path.relative_to(checkpoint).as_posix()
-        if rel == METADATA_FILE:
-            continue
-        manifest[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
-    return manifest
+    return {rel: {"sha256": sha256_file(checkpoint / rel), "size": (checkpoint / rel).stat().st_size}
+            for rel in file_manifest_names(checkpoint)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,11 +200,14 @@ def verify_checkpoint(checkpoint: Path, *, rehash: bool = True) -> dict[str, Any
     metadata = read_metadata(checkpoint)
     problems = check_checkpoint(checkpoint, metadata["files"], rehash=rehash)
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CheckpointError(
-            f"checkpoint '{checkpoint}' is corrupt: {problems[0]}{more}; restore it or use another checkpoint"
-        )
+        raise CheckpointError(corrupt_message(checkpoint, problems))
     return metadata
+
+
+def corrupt_message(checkpoint: Path | str, problems: list[str]) -> str:
+    """The one-line error for a checkpoint whose files failed :func:`check_checkpoint` (``problems`` non-empty)."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"checkpoint '{checkpoint}' is corrupt: {problems[0]}{more}; restore it or use another checkpoint"
 
 
 def file_manifest_names(checkpoint: Path) -> list[str]:

@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
 def human_size(size: int) -> str:
     """Bytes as B/KB/MB/GB with one decimal (powers of 1024)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} GB"  # pragma: no cover
+    return f"{value:.1f} GB"
 
 
 def _loss(value: Any) -> str:
