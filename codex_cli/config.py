@@ -202,7 +202,18 @@ def load_config(
     config = _build(CodexConfig, merged, "", problems)
     if problems:
         raise ConfigError(problems)
+    problems.extend(serve_problems(config.serve))
+    if problems:
+        raise ConfigError(problems)
     return config
+
+
+def serve_problems(serve: ServeConfig) -> list[str]:
+    """Serve settings that contradict each other (checked by the loader and by serving's own settings)."""
+    if serve.default_max_new_tokens > serve.max_new_tokens:
+        return [f"serve.default_max_new_tokens ({serve.default_max_new_tokens}) is above the cap "
+                f"serve.max_new_tokens ({serve.max_new_tokens}); lower it or raise the cap"]
+    return []
 
 
 def known_keys() -> list[str]:

@@ -114,6 +114,13 @@ def test_bad_values_name_the_key(override: str, message: str) -> None:
     assert str(err.value) == message
 
 
+def test_contradicting_serve_limits_are_a_config_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=["serve.max_new_tokens=8"])
+    assert str(err.value) == ("serve.default_max_new_tokens (32) is above the cap serve.max_new_tokens (8); "
+                              "lower it or raise the cap")
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     cfg_file = write(tmp_path / "c.yaml", "lora:\n  rr: 1\ntrain:\n  lr: x\n")
     with pytest.raises(ConfigError) as err:

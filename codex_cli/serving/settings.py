@@ -21,6 +21,7 @@ from codex_cli.config import (
     ModelConfig,
     ServeConfig,
     load_config,
+    serve_problems,
 )
 from codex_cli.errors import ConfigError, ServeError
 
@@ -52,9 +53,9 @@ class ServeSettings:
 
     def check(self) -> None:
         """Raise ConfigError for settings that contradict each other."""
-        if self.serve.default_max_new_tokens > self.serve.max_new_tokens:
-            raise ConfigError(f"serve.default_max_new_tokens ({self.serve.default_max_new_tokens}) is above the cap "
-                              f"serve.max_new_tokens ({self.serve.max_new_tokens}); lower it or raise the cap")
+        problems = serve_problems(self.serve)
+        if problems:
+            raise ConfigError(problems)
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that rebuild these settings in a uvicorn worker."""
