@@ -75,11 +75,6 @@ def detect_world() -> World:
     return world
 
 
-def is_main_process() -> bool:
-    """True on rank 0 and in a plain single-process run."""
-    return detect_world().is_main
-
-
 def check_strategy(strategy: str) -> None:
     """Refuse a ``train.strategy`` this codex cannot run, before any process starts."""
     if strategy not in STRATEGIES:
@@ -197,13 +192,12 @@ def agree_to_stop(requested: bool, step: int) -> bool:
     return any_rank(requested)
 
 
-def wrap_model(model: torch.nn.Module, world: World, device: torch.device, strategy: str = "ddp") -> torch.nn.Module:
-    """``model`` wrapped for data-parallel training across the run's ranks (unchanged for one process).
+def wrap_model(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+    """``model`` wrapped in DDP across the run's ranks (unchanged for one process).
 
     DDP broadcasts rank 0's parameters and buffers when it wraps, so every rank starts from the same
     weights even where initialisation drew random numbers (LoRA's A matrices).
     """
-    check_strategy(strategy)
     if not world.enabled:
         return model
     device_ids = [device.index] if device.type == "cuda" else None

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from codex_cli.errors import DistributedError
 
 NPROC_FLAG = "--nproc"
-INTERRUPTED_EXIT = 128 + signal.SIGINT  # what a rank exits with after an agreed stop and rank 0's checkpoint
+INTERRUPTED_EXIT = 128 + signal.SIGINT  # 130: codex train (every rank) after a stop and rank 0's checkpoint
 SHUTDOWN_TIMEOUT_S = 30  # how long ranks get to save and exit after Ctrl-C before torchrun kills them
 
 

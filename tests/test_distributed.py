@@ -84,7 +84,7 @@ def test_single_process_helpers_are_no_ops(monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.delenv(name, raising=False)
     world = distributed.init_distributed("cpu")
     assert world == distributed.World() and not world.enabled and world.is_main
-    assert distributed.is_main_process() and not distributed.launched_by_torchrun()
+    assert not distributed.launched_by_torchrun()
     model = torch.nn.Linear(2, 2)
     assert distributed.wrap_model(model, world, torch.device("cpu")) is model
     assert distributed.all_reduce_sum(3) == 3 and distributed.any_rank(True) and not distributed.any_rank(False)
@@ -100,7 +100,7 @@ def test_world_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert distributed.detect_world() == distributed.World(rank=3, world_size=4, local_rank=1)
-    assert not distributed.is_main_process()
+    assert not distributed.detect_world().is_main
     monkeypatch.setenv("RANK", "4")
     with pytest.raises(UsageError, match=r"^RANK=4 is outside WORLD_SIZE=4; launch codex with torchrun$"):
         distributed.detect_world()
@@ -256,13 +256,9 @@ def _steps(ckpt_dir: Path) -> list[dict]:
 
 
 def _assert_weights_close(a: Path, b: Path) -> None:
-    import torch
-    from training_support import tensors
+    from training_support import assert_tensors_close
 
-    left, right = tensors(a / "model.safetensors"), tensors(b / "model.safetensors")
-    assert sorted(left) == sorted(right)
-    for name in left:
-        torch.testing.assert_close(left[name], right[name], rtol=1e-4, atol=1e-5, msg=name)
+    assert_tensors_close(a / "model.safetensors", b / "model.safetensors", rtol=1e-4, atol=1e-5)
 
 
 def test_two_processes_match_one_process_with_the_global_batch(one_proc: Path, two_proc: tuple) -> None:

@@ -9,10 +9,11 @@ import pytest
 import torch
 from training_support import assert_bitwise_equal, make_config, metrics, run_training, write_jsonl
 
+from codex_cli.data import count_tokens
 from codex_cli.errors import CheckpointError
 from codex_cli.training.batches import epoch_order, epoch_windows
 from codex_cli.training.schedule import lr_at, make_plan
-from codex_cli.training.step import count_targets, evaluate, loss_sum, train_step
+from codex_cli.training.step import evaluate, loss_sum, train_step
 
 
 def _plan(schedule: str = "cosine", **kw: object) -> object:
@@ -90,8 +91,8 @@ def test_loss_sum_matches_transformers_mean_loss(tiny_model_dir: Path) -> None:
     model = _model(tiny_model_dir).eval().requires_grad_(False)
     batch = _batch([[5, 6, 7, 8, 9], [10, 11, 12]], [[-100, -100, 7, 8, 9], [10, 11, 12]])
     expected = model(**batch).loss  # transformers: mean over shifted, non-ignored labels
-    assert count_targets(batch) == 3 + 2
-    assert loss_sum(model, batch, "fp32") / count_targets(batch) == pytest.approx(float(expected), rel=1e-6)
+    assert count_tokens(batch) == 3 + 2
+    assert loss_sum(model, batch, "fp32") / count_tokens(batch) == pytest.approx(float(expected), rel=1e-6)
 
 
 def _grads_after(tiny_model_dir: Path, window: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:

@@ -49,6 +49,16 @@ def assert_bitwise_equal(a: Path, b: Path) -> None:
         assert torch.equal(left[name], right[name]), f"{name} differs between {a} and {b}"
 
 
+def assert_tensors_close(a: Path, b: Path, *, rtol: float, atol: float) -> None:
+    """Two safetensors files hold the same tensor names with values equal within the tolerances."""
+    import torch
+
+    left, right = tensors(a), tensors(b)
+    assert sorted(left) == sorted(right)
+    for name in left:
+        torch.testing.assert_close(left[name], right[name], rtol=rtol, atol=atol, msg=name)
+
+
 def metrics(ckpt_dir: Path) -> list[dict[str, Any]]:
     """The parsed lines of metrics.jsonl."""
     return [json.loads(line) for line in (ckpt_dir / "metrics.jsonl").read_text().splitlines()]

@@ -10,11 +10,10 @@ import typer
 
 from codex_cli.cli.options import ConfigOption, Overrides, resolve_config
 from codex_cli.errors import UsageError
+from codex_cli.launch import INTERRUPTED_EXIT
 
 if TYPE_CHECKING:
     from codex_cli.training import TrainResult
-
-INTERRUPTED_EXIT = 130  # the shell convention for a run stopped by Ctrl-C (128 + SIGINT)
 
 
 def train(

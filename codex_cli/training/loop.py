@@ -99,7 +99,7 @@ def train(
     run = Run(loaded, data, build_optimizer(loaded.model, train_cfg), plan, train_cfg, ckpt_cfg, seed,
               base_identity(model_cfg), run_config, reporter, world)
     notes += restore(run, checkpoint) if checkpoint is not None else []
-    run.step_model = distributed.wrap_model(loaded.model, world, run.device, train_cfg.strategy)
+    run.step_model = distributed.wrap_model(loaded.model, world, run.device)
     distributed.seed_rank(seed, world, run.state.global_step)  # dropout: ranks > 0 get their own streams
     _introduce(run, threads_used, [*loaded.notes, *notes])
     if not resuming:
@@ -181,8 +181,8 @@ def _after_step(run: Run, stats: StepStats, epoch: int) -> None:
     state.tokens_seen += stats.input_tokens
     state.epoch_loss_sum += stats.loss * stats.target_tokens
     state.epoch_target_tokens += stats.target_tokens
-    run.steps_this_process += 1
-    run.tokens_this_process += stats.input_tokens
+    run.steps_this_run += 1
+    run.tokens_this_run += stats.input_tokens
     run.last_train_loss = stats.loss
     if state.global_step % run.train_cfg.log_every == 0 or state.global_step == run.plan.total_steps:
         record = {"event": "step", "step": state.global_step, "epoch": epoch + 1, "loss": stats.loss,
@@ -195,10 +195,8 @@ def _after_step(run: Run, stats: StepStats, epoch: int) -> None:
 
 def _end_epoch(run: Run, epoch: int) -> None:
     """Evaluate, log the epoch's line, move the data position to the next epoch and checkpoint."""
+    train_loss, eval_loss = _evaluate_epoch(run, epoch)
     state = run.state
-    train_loss = state.epoch_loss_sum / max(state.epoch_target_tokens, 1)
-    eval_loss = _evaluate(run)
-    _log_eval(run, epoch, train_loss, eval_loss)
     state.epoch += 1
     state.step_in_epoch = 0
     state.epoch_loss_sum, state.epoch_target_tokens = 0.0, 0
@@ -208,15 +206,15 @@ def _end_epoch(run: Run, epoch: int) -> None:
 
 def _end_run_mid_epoch(run: Run, epoch: int) -> None:
     """max_steps reached inside an epoch: evaluate and checkpoint where the run stands."""
-    state = run.state
-    train_loss = state.epoch_loss_sum / max(state.epoch_target_tokens, 1)
-    eval_loss = _evaluate(run)
-    _log_eval(run, epoch, train_loss, eval_loss)
+    _, eval_loss = _evaluate_epoch(run, epoch)
     save(run, "steps", eval_loss=eval_loss)
 
 
-def _log_eval(run: Run, epoch: int, train_loss: float, eval_loss: Optional[float]) -> None:
+def _evaluate_epoch(run: Run, epoch: int) -> tuple[float, Optional[float]]:
+    """The epoch's mean train loss so far and the eval loss, logged as its epoch_end line."""
     state = run.state
+    train_loss = state.epoch_loss_sum / max(state.epoch_target_tokens, 1)
+    eval_loss = _evaluate(run)
     state.last_eval_loss = eval_loss
     if eval_loss is not None and (state.best_eval_loss is None or eval_loss < state.best_eval_loss):
         state.best_eval_loss = eval_loss
@@ -226,6 +224,7 @@ def _log_eval(run: Run, epoch: int, train_loss: float, eval_loss: Optional[float
     if run.world.is_main:
         store.append_metrics(run.ckpt_dir, record)
     run.reporter.epoch_end(record)
+    return train_loss, eval_loss
 
 
 def _evaluate(run: Run) -> Optional[float]:
@@ -239,7 +238,7 @@ def _evaluate(run: Run) -> Optional[float]:
 
 def _tokens_per_s(run: Run) -> float:
     elapsed = time.perf_counter() - run.started
-    return run.tokens_this_process / elapsed if elapsed > 0 else 0.0
+    return run.tokens_this_run / elapsed if elapsed > 0 else 0.0
 
 
 def _introduce(run: Run, threads: int, notes: list[str]) -> None:
@@ -261,7 +260,7 @@ def _result(run: Run, threads: int, interrupted: bool) -> TrainResult:
         total_params=loaded.total_params, train_examples=len(run.data.train), eval_examples=len(run.data.eval),
         masked_secrets=run.data.masked_secrets, cache_hit=run.data.cache_hit, threads=threads,
         epochs_done=state.epoch, global_step=state.global_step, total_steps=run.plan.total_steps,
-        steps_this_run=run.steps_this_process, samples_seen=state.samples_seen, tokens_seen=state.tokens_seen,
+        steps_this_run=run.steps_this_run, samples_seen=state.samples_seen, tokens_seen=state.tokens_seen,
         tokens_per_s=_tokens_per_s(run), elapsed_s=elapsed, train_loss=run.last_train_loss,
         initial_eval_loss=state.initial_eval_loss, eval_loss=state.last_eval_loss,
         perplexity=perplexity(state.last_eval_loss), checkpoint=run.last_checkpoint,

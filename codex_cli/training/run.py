@@ -53,8 +53,8 @@ class Run:
     last_train_loss: Optional[float] = None
     last_lr: float = 0.0
     started: float = field(default_factory=time.perf_counter)
-    steps_this_process: int = 0
-    tokens_this_process: int = 0
+    steps_this_run: int = 0  # since this process started (a resumed run counts from the resume)
+    tokens_this_run: int = 0  # input tokens of those steps, all ranks together
 
     @property
     def ckpt_dir(self) -> Path:

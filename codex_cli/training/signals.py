@@ -13,7 +13,6 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
-        self.signal_name = ""
 
 
 @contextmanager
@@ -31,7 +30,6 @@ def stop_on_signals() -> Iterator[StopRequest]:
             signal.raise_signal(signum)
             return
         request.requested = True
-        request.signal_name = signal.Signals(signum).name
 
     for sig in previous:
         signal.signal(sig, handler)

@@ -9,9 +9,8 @@ from typing import Any, ContextManager, Iterable, Literal, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from codex_cli.data import IGNORE_INDEX, count_tokens
 from codex_cli.distributed import all_reduce_sum, all_reduce_sums, no_sync
-
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)
@@ -30,11 +29,6 @@ def autocast(device: torch.device, precision: Literal["fp32", "bf16"]) -> Contex
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def count_targets(batch: dict[str, torch.Tensor]) -> int:
-    """Tokens whose prediction is scored: labels after the causal shift that are not IGNORE_INDEX."""
-    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
 def loss_sum(
@@ -69,7 +63,7 @@ def train_step(
     The returned stats are those of the global window, the same on every rank.
     """
     counted = [not stand_in for stand_in in stand_ins] if stand_ins else [True] * len(window)
-    targets = all_reduce_sum(sum(count_targets(b) for b, real in zip(window, counted) if real))
+    targets = all_reduce_sum(sum(count_tokens(b) for b, real in zip(window, counted) if real))
     for group in optimizer.param_groups:
         group["lr"] = lr
     total = 0.0
@@ -104,7 +98,7 @@ def evaluate(
     total, count = 0.0, 0
     for batch in batches:
         total += float(loss_sum(model, batch, precision))
-        count += count_targets(batch)
+        count += count_tokens(batch)
     model.train(was_training)
     total, count = all_reduce_sums(total, count)  # under DDP each rank scored its shard of the eval set
     return total / count if count else None
