@@ -8,6 +8,13 @@ Messages must never contain secrets.
 from __future__ import annotations
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of a third-party error, at most 200 characters: enough to name what went wrong."""
+    text = str(error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
 class CodexError(Exception):
     """A failure the user can act on: one line saying what and how to fix it."""
 

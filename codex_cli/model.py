@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from codex_cli.checkpoint.layout import MODEL_CONFIG, sha256_file
-from codex_cli.errors import ModelError
+from codex_cli.errors import ModelError, first_line
 
 if TYPE_CHECKING:
     from codex_cli.config import LoraConfig, ModelConfig
@@ -126,6 +126,14 @@ def quiet_hf_progress() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+@contextmanager
+def quiet_peft_deprecation() -> Iterator[None]:
+    """peft calls a transformers API deprecated in v5 (is_gradient_checkpointing): not the user's concern."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        yield
+
+
 def load_tokenizer(cfg: ModelConfig) -> Any:
     """The model's tokenizer (AutoTokenizer), with a pad token guaranteed (logged when codex sets one)."""
     tokenizer, notes = _load_tokenizer(cfg, resolve_model_path(cfg))
@@ -141,7 +149,7 @@ def _load_tokenizer(cfg: ModelConfig, path: Path | str) -> tuple[Any, list[str]]
         with quiet_hf_progress():
             tokenizer = AutoTokenizer.from_pretrained(path, **_load_kwargs(cfg, path))
     except (OSError, ValueError, KeyError) as e:
-        raise ModelError(f"cannot load the tokenizer of model '{cfg.name}' from {path} ({_first_line(e)}); "
+        raise ModelError(f"cannot load the tokenizer of model '{cfg.name}' from {path} ({first_line(e)}); "
                          "check that the directory holds tokenizer files") from e
     notes: list[str] = []
     if tokenizer.pad_token is None:
@@ -185,7 +193,7 @@ def _from_pretrained(cfg: ModelConfig, path: Path | str) -> Any:
         with quiet_hf_progress():
             return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **_load_kwargs(cfg, path))
     except (OSError, ValueError, KeyError, SafetensorError) as e:
-        raise ModelError(f"cannot load model '{cfg.name}' from {path} ({_first_line(e)}); check that it is a "
+        raise ModelError(f"cannot load model '{cfg.name}' from {path} ({first_line(e)}); check that it is a "
                          "causal language model saved with save_pretrained") from e
 
 
@@ -221,11 +229,10 @@ def _apply_lora(model: Any, lora: LoraConfig) -> Any:
     peft_config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                  target_modules=targets, bias="none", task_type="CAUSAL_LM")
     try:
-        with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5; not the user's concern
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        with quiet_peft_deprecation():
             return get_peft_model(model, peft_config)
     except ValueError as e:
-        raise ModelError(f"lora.target_modules {targets} do not match this model's layers ({_first_line(e)}); "
+        raise ModelError(f"lora.target_modules {targets} do not match this model's layers ({first_line(e)}); "
                          "unset lora.target_modules to find them automatically") from e
 
 
@@ -267,8 +274,3 @@ def base_identity(cfg: ModelConfig) -> dict[str, str]:
         config_file = Path(cached_file(path, MODEL_CONFIG, **_load_kwargs(cfg, path)))
     return {"name": cfg.name, "path": str(path), "config_sha256": sha256_file(config_file)}
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    return line if len(line) <= 200 else line[:197] + "..."

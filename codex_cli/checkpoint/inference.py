@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from codex_cli.checkpoint import layout
-from codex_cli.errors import CheckpointError, CodexError
+from codex_cli.errors import CheckpointError, CodexError, first_line
 
 if TYPE_CHECKING:
     from codex_cli.config import ModelConfig
@@ -122,18 +121,16 @@ def _load_lora(checkpoint: Path, metadata: dict[str, Any], model_cfg: ModelConfi
     from peft import PeftModel
 
     from codex_cli.config import LoraConfig
-    from codex_cli.model import load_model
+    from codex_cli.model import load_model, quiet_peft_deprecation
 
     base_cfg = base_model_config(checkpoint, metadata, model_cfg)
     base = load_model(base_cfg, LoraConfig(enabled=False))
     try:
-        with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x; nothing for users to do
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        with quiet_peft_deprecation():
             model = PeftModel.from_pretrained(base.model, str(checkpoint), is_trainable=False)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"cannot load the adapter of checkpoint '{checkpoint}' onto base model "
-                              f"'{base_cfg.name}' ({first}); the checkpoint does not fit this base") from e
+                              f"'{base_cfg.name}' ({first_line(e)}); the checkpoint does not fit this base") from e
     tokenizer = checkpoint_tokenizer(checkpoint, base.tokenizer)
     return InferenceModel(model, tokenizer, checkpoint.name, "lora", base=base.path, device=base.device,
                           notes=base.notes)
