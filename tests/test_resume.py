@@ -12,7 +12,7 @@ import torch
 from training_support import assert_bitwise_equal, make_config, metrics, run_training, write_jsonl
 
 from codex_cli.checkpoint import store
-from codex_cli.checkpoint.layout import file_manifest
+from codex_cli.checkpoint.layout import file_manifest, read_latest
 from codex_cli.checkpoint.resume import (
     TrainState,
     capture_rng,
@@ -180,7 +180,7 @@ def test_resuming_an_older_checkpoint_rewinds_latest_and_replaces_newer_ones(tin
     before = (tmp_path / "ck" / "step-00000004" / "model.safetensors").read_bytes()
     result = run_training(cfg, resume_path=tmp_path / "ck" / "step-00000002")
     assert (result.steps_this_run, result.checkpoints_written) == (2, ("step-00000004",))
-    assert store.read_latest_name(tmp_path / "ck") == "step-00000004"
+    assert read_latest(tmp_path / "ck") == "step-00000004"
     assert (tmp_path / "ck" / "step-00000004" / "model.safetensors").read_bytes() == before  # same config, same bits
 
 

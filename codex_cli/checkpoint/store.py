@@ -59,11 +59,6 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def read_latest_name(ckpt_dir: Path) -> str | None:
-    """The checkpoint named by ``<ckpt_dir>/latest.json``, or None before the first checkpoint."""
-    return read_latest(Path(ckpt_dir))
-
-
 def save_checkpoint(
     ckpt_dir: Path,
     name: str,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import torch
 
 from codex_cli.checkpoint import store
-from codex_cli.checkpoint.layout import LATEST_FILE
+from codex_cli.checkpoint.layout import LATEST_FILE, read_latest
 from codex_cli.checkpoint.resume import (
     TrainState,
     check_compatible,
@@ -120,7 +120,7 @@ def restore(run: Run, checkpoint: Path) -> list[str]:
 
 def _adopt(ckpt_dir: Path, checkpoint: Path, state: TrainState) -> list[str]:
     """Make ``checkpoint`` the latest of ``ckpt_dir`` before training on from it (rewinding if it is older)."""
-    latest = store.read_latest_name(ckpt_dir)
+    latest = read_latest(Path(ckpt_dir))
     if checkpoint.resolve().parent != ckpt_dir.resolve():
         if latest is not None:
             raise CheckpointError(
