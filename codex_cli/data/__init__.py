@@ -17,6 +17,7 @@ from codex_cli.data import cache
 from codex_cli.data.encode import IGNORE_INDEX, Encoded, Example, encode_records
 from codex_cli.data.readers import Fields, decode, detect_format, read_bytes, read_records
 from codex_cli.errors import DataError
+from codex_cli.masking import DEFAULT_REPLACEMENT
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +45,9 @@ class Datasets:
     skipped: int = 0  # examples with no token to learn from, left out
 
 
-def load_datasets(cfg: DataConfig, tokenizer: Any, *, seed: int, mask_replacement: str = "[SECRET]") -> Datasets:
+def load_datasets(
+    cfg: DataConfig, tokenizer: Any, *, seed: int, mask_replacement: str = DEFAULT_REPLACEMENT
+) -> Datasets:
     """Load, scrub, tokenize (or read from cache) and split the configured data."""
     train_path, eval_path = _paths(cfg)
     train = _load_file(train_path, "data.train", cfg, tokenizer, mask_replacement)
