@@ -112,8 +112,13 @@ def init_distributed(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World
 
 
 def shutdown() -> None:
-    """Leave the process group (safe to call when there is none)."""
+    """Leave the process group together: every rank waits for the others first (safe without a group).
+
+    A rank that tears gloo down while a peer is still in a collective can abort the peer
+    ("terminate called without an active exception"), so no rank leaves before all have arrived.
+    """
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
@@ -125,12 +130,6 @@ def seed_rank(seed: int, world: World, step: int = 0) -> None:
     """
     if world.rank > 0:
         torch.manual_seed(seed + _RANK_SEED_STRIDE * world.rank + step)
-
-
-def barrier() -> None:
-    """Wait until every rank gets here (a no-op for one process)."""
-    if dist.is_initialized():
-        dist.barrier()
 
 
 def broadcast_json(value: Any, src: int = 0) -> Any:

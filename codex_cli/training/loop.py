@@ -111,9 +111,8 @@ def train(
             interrupted = _fit(run, stop)
         finally:
             reporter.stop()
-    # No rank leaves before rank 0 has written the last checkpoint: after a stop the ranks exit 130, and
-    # torchrun stops the remaining ranks as soon as one exits non-zero.
-    distributed.barrier()
+    # shutdown() waits for every rank, so none leaves before rank 0 has written the last checkpoint: after a
+    # stop the ranks exit 130, and torchrun stops the remaining ranks as soon as one exits non-zero.
     distributed.shutdown()
     return _result(run, threads_used, interrupted)
 
