@@ -181,3 +181,28 @@ def test_a_fresh_run_refuses_a_dir_that_holds_a_run(tiny_model_dir: Path, tmp_pa
         f"checkpoint.dir '{tmp_path / 'ck'}' already holds a run (latest.json exists); continue it with "
         "'codex train --resume', or set checkpoint.dir to another directory (or remove this one)"
     )
+
+
+def test_a_signal_during_the_stop_agreement_stops_at_the_next_step(tiny_model_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C lands while the ranks are agreeing after step 2: the agreement carries the old answer, and the
+    # request must survive it to stop the run after step 3 (it once was overwritten, and the run went on).
+    import os
+    import signal
+
+    from codex_cli import distributed
+    from codex_cli.training import loop
+
+    agree = distributed.agree_to_stop
+
+    def agree_with_a_signal_in_flight(requested: bool, step: int) -> bool:
+        answer = agree(requested, step)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, after the answer was reached
+        return answer
+
+    monkeypatch.setattr(loop.distributed, "agree_to_stop", agree_with_a_signal_in_flight)
+    data = write_jsonl(tmp_path / "train.jsonl")
+    result = run_training(make_config(tiny_model_dir, data, tmp_path / "ck", "lora.enabled=true"))
+    assert result.interrupted
+    assert (result.global_step, result.checkpoints_written) == (3, ("interrupt-00000003",))

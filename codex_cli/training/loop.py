@@ -126,6 +126,9 @@ def _fit(run: Run, stop: StopRequest) -> bool:
     """Train epoch by epoch from the run's position; True when stopped by a signal."""
     cfg, state = run.train_cfg, run.state
     run.step_model.train()  # from_pretrained returns eval mode; dropout must be on while training
+    # What every rank agreed at the last step. Kept apart from stop.requested: a signal that lands while
+    # the agreement is in flight must not be overwritten by its result; it joins the next agreement.
+    stopping = False
     for epoch in range(state.epoch, cfg.epochs):
         if state.global_step >= run.plan.total_steps:  # resumed a run that already reached max_steps
             break
@@ -135,19 +138,19 @@ def _fit(run: Run, stop: StopRequest) -> bool:
             _after_step(run, stats, epoch)
             store.crash_point("step", state.global_step)  # tests only: SIGKILL right after this step
             # Ranks stop at the same step (or the others would wait forever in the next all-reduce).
-            stop.requested = distributed.agree_to_stop(stop.requested, state.global_step)
+            stopping = distributed.agree_to_stop(stop.requested, state.global_step)
             boundary = state.step_in_epoch == len(windows) or state.global_step == run.plan.total_steps
-            if stop.requested and not boundary:
+            if stopping and not boundary:
                 save(run, "interrupt")
                 return True
             if run.ckpt_cfg.every_steps and state.global_step % run.ckpt_cfg.every_steps == 0 and not boundary:
                 save(run, "steps")
         if state.step_in_epoch < len(windows):  # max_steps ends the run inside this epoch
             _end_run_mid_epoch(run, epoch)
-            return stop.requested
+            return stopping
         _end_epoch(run, epoch)
-        if stop.requested or state.global_step >= run.plan.total_steps:
-            return stop.requested
+        if stopping or state.global_step >= run.plan.total_steps:
+            return stopping
     return False
 
 
