@@ -58,6 +58,7 @@ class Engine:
         self.anchor_index = {(a.literal, a.caseless): i for i, a in enumerate(self.anchors)}
         self.terminated = frozenset(f"r{i}" for i, r in enumerate(self.rules) if r.id in TERMINATED_BLOCKS)
         self._single: dict[int, re.Pattern[bytes]] = {}
+        self._bits: dict[int, list[int]] = {}
         self._by_mask: dict[int, tuple[re.Pattern[bytes], int]] = {}
 
     def regex_for(self, mask: int) -> tuple["re.Pattern[bytes]", int]:
@@ -89,7 +90,10 @@ class Engine:
         found = self._accept(first, buf, match, allow)
         if found is not None:
             return found
-        for index in _bits(mask):
+        indices = self._bits.get(mask)
+        if indices is None:
+            indices = self._bits[mask] = _bits(mask)
+        for index in indices:
             if index <= first:
                 continue
             m = self.single(index).match(buf, c)

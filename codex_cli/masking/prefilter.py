@@ -84,8 +84,9 @@ def _pass(caseless: bool, group: list[tuple[int, bytes]]
     return caseless, group, re.compile(b"|".join(re.escape(x) for x in literals))
 
 
-def hs_patterns(eng: Engine) -> list[tuple[HsPattern, int]]:
-    """Every Hyperscan prefilter pattern with the index of its anchor; a bare literal where a rule gives none."""
+def hs_patterns(eng: Engine) -> list[tuple[HsPattern, tuple[int, ...]]]:
+    """Every distinct Hyperscan prefilter regex with the indices of the anchors it locates (a bare literal
+    where a rule gives none); one regex shared by several rules' anchors is compiled once."""
     out: list[tuple[HsPattern, int]] = []
     for rule in eng.rules:
         given = {p.anchor for p in rule.hs}
@@ -96,14 +97,16 @@ def hs_patterns(eng: Engine) -> list[tuple[HsPattern, int]]:
         for p in rule.hs:
             key = (p.anchor.lower() if p.caseless else p.anchor, p.caseless)
             out.append((p, eng.anchor_index[key]))
-    unique: dict[tuple[bytes, bool, int, bool, bool, int], tuple[HsPattern, int]] = {}
+    grouped: dict[tuple[bytes, bool, int, bool], tuple[HsPattern, list[int]]] = {}
     for p, index in out:
-        unique.setdefault((p.regex, p.caseless, p.back, p.som, p.expand, index), (p, index))
-    return list(unique.values())
+        entry = grouped.setdefault((p.regex, p.caseless, p.back, p.expand), (p, []))
+        if index not in entry[1]:
+            entry[1].append(index)
+    return [(p, tuple(indices)) for p, indices in grouped.values()]
 
 
 def _reach(p: HsPattern) -> int:
-    return max_width(p.regex.decode("latin-1")) if (p.som or p.expand) else p.back
+    return max_width(p.regex.decode("latin-1")) if p.expand else p.back
 
 
 def hyperscan_finder(eng: Optional[Engine] = None) -> Optional[Finder]:
@@ -116,28 +119,31 @@ def hyperscan_finder(eng: Optional[Engine] = None) -> Optional[Finder]:
     patterns = hs_patterns(eng)
     database = _database(hyperscan, patterns)
     local = threading.local()  # Hyperscan scratch space must not be shared between threads
-    table = [(index, p.back, p.som, p.expand, eng.anchors[index].literal, p.caseless) for p, index in patterns]
     reaches = [_reach(p) for p, _ in patterns]
+    table = [(p.back, p.expand, p.caseless, reach, [(i, eng.anchors[i].literal) for i in indices])
+             for (p, indices), reach in zip(patterns, reaches)]
     lookback = max(reaches) + 1
-    offsets = [max(eng.anchors[i].offsets) for _, i in patterns]
+    offsets = [max(max(eng.anchors[i].offsets) for i in indices) for _, indices in patterns]
 
     def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
         base = max(0, min_end - lookback)
 
-        def on_match(pattern: int, start: int, end: int, _flags: int, _context: object) -> None:
-            if base + end <= min_end:
+        def on_match(pattern: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            end += base
+            if end <= min_end:
                 return
-            anchor, back, som, expand, literal, caseless = table[pattern]
-            if expand:
-                region = buf[base + start:base + end]
-                region = region.lower() if caseless else region
+            back, expand, caseless, reach, anchors = table[pattern]
+            if not expand:
+                found.extend((end - back, anchor) for anchor, _ in anchors)
+                return
+            lo = max(0, end - reach)  # the anchor is somewhere in the regex's longest width before the end
+            region = buf[lo:end].lower() if caseless else buf[lo:end]
+            for anchor, literal in anchors:
                 at = region.find(literal)
                 while at >= 0:
-                    found.append((base + start + at, anchor))
+                    found.append((lo + at, anchor))
                     at = region.find(literal, at + 1)
-            else:
-                found.append((base + (start + back if som else end - back), anchor))
 
         if len(buf) > base:
             if not hasattr(local, "scratch"):
@@ -152,8 +158,7 @@ def hyperscan_finder(eng: Optional[Engine] = None) -> Optional[Finder]:
 def _database(hyperscan, patterns: list[tuple[HsPattern, int]]):
     """The compiled database, loaded from the cache when this rule set and hyperscan version built it before."""
     expressions = [p.regex for p, _ in patterns]
-    flags = [(hyperscan.HS_FLAG_SOM_LEFTMOST if (p.som or p.expand) else 0)
-             | (hyperscan.HS_FLAG_CASELESS if p.caseless else 0) for p, _ in patterns]
+    flags = [hyperscan.HS_FLAG_CASELESS if p.caseless else 0 for p, _ in patterns]
     key = hashlib.sha256(repr((expressions, flags, getattr(hyperscan, "__version__", ""), sys.version_info[:2]))
                          .encode()).hexdigest()[:32]
     path = _cache_dir() / f"hyperscan-{key}.db"

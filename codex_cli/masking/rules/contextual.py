@@ -32,6 +32,7 @@ from codex_cli.masking.rules.values import (
     code_reference,
     first_cut,
     not_a_value,
+    plain_word,
     prose,
     provider_token_at,
     random_enough,
@@ -42,9 +43,18 @@ _REST = r"[A-Za-z0-9_.-]{0,48}"
 _NAME_END = r"(?:\\{0,2}[\"'`])?\]?(?:\[[^\]\r\n]{0,16}\])?"
 _OPS = (":::=", "::=", ":=", "?=", ".=", "+=", "=>", "===", "!==", "==", "!=", "||", "=", ":", ",", "(", ">")
 _OP = "|".join(re.escape(op) for op in _OPS)
+# Comparisons take only a quoted value; argument lists (, and ( ) only a quoted key-like one: see _accept.
+_QUOTED_ONLY = (b"===", b"!==", b"==", b"!=", b"||", b",", b"(")
+_ARGUMENTS = (b",", b"(")
+_OP_ANY = "|".join(re.escape(op) for op in _OPS if op.encode() not in _QUOTED_ONLY)
+_OP_COMPARE = "|".join(re.escape(op) for op in _OPS if op.encode() in _QUOTED_ONLY and op.encode() not in _ARGUMENTS)
+_OP_ARGUMENT = "|".join(re.escape(op) for op in _OPS if op.encode() in _ARGUMENTS)
+_KEYLIKE_DIGIT = 24  # an argument value counts as a key only with a digit among its first 24 characters
 _SP = r"[ \t]{0,8}"
 _QUOTE_PREFIX = r"(?:@|[rRbBuUfF]{1,2})?"
-_TAIL = (f"(?P<rest>{_REST})(?P<nq>\\\\{{0,2}}[\"'`])?(?P<br>\\]?(?:\\[[^\\]\\r\\n]{{0,16}}\\])?)(?P<gap>{_SP})"
+# The rest of the name is matched atomically (a lookahead captures it, a back-reference consumes it), so a
+# keyword inside a long word fails at once instead of backtracking through every shorter split.
+_TAIL = (f"(?=(?P<rest>{_REST}))(?P=rest)(?P<nq>\\\\{{0,2}}[\"'`])?(?P<br>\\]?(?:\\[[^\\]\\r\\n]{{0,16}}\\])?)(?P<gap>{_SP})"
          f"(?:(?P<op>{_OP})(?P<gap2>{_SP}))?"
          r"(?:" + _QUOTE_PREFIX + r"(?:\\(?P<eq>[\"'])(?P<secret>(?:(?!\\(?P=eq))[^\r\n]){1,256}?)\\(?P=eq)"
          r"|\"(?P<secret2>(?:[^\"\\\r\n]|\\[^\r\n]){1,256})\""
@@ -55,27 +65,48 @@ _FLAG_REACH = 30
 _FLAG = re.compile(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 
 
-def _hs(keyword: bytes, flags: bool) -> tuple[HsPattern, ...]:
-    """Prefilters that every accepted match contains: an operator or a quote after the name, or a --flag."""
-    escaped = re.escape(keyword)
-    after = (f"{_REST}{_NAME_END}{_SP}(?:{_OP}|{_QUOTE_PREFIX}\\\\?[\"'`])").encode()
-    patterns = [HsPattern(escaped + after, keyword, som=True, caseless=True, expand=True)]
-    if flags:
-        flag = b"--[A-Za-z0-9_.-]{0,%d}" % _FLAG_REACH + escaped + _REST.encode() + b"[ \\t]"
-        patterns.append(HsPattern(flag, keyword, som=True, caseless=True, expand=True))
-    return tuple(patterns)
+# What an accepted value starts like: never one short word of letters ("model", "int"), which the check
+# rejects anyway (plain_word), so code such as `secret: int` and {"token": "model"} is no candidate.
+_QUOTED_VALUE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`](?:[A-Za-z]{{0,11}}[^A-Za-z\"'`\\r\\n]|[A-Za-z]{{12}})")
+_QUOTED_KEYLIKE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`](?:[0-9]|[^\"'`\\r\\n/][^\"'`\\r\\n]{{0,{_KEYLIKE_DIGIT - 2}}}[0-9])")
+_ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[A-Za-z]{{1,11}}[^A-Za-z\\s\"'`<>\\\\.(\\[]|[^A-Za-z\\s\"'`<>\\\\=]"
+              f"|[A-Za-z]{{12}})")
 
 
-def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, check, flags: bool) -> Rule:
+_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cred")
+_PROVIDER_NAMES = (b"aws", b"cloudflare", b"cf_api", b"cf_token", b"discord", b"heroku", b"mailgun", b"atlassian",
+                   b"jira", b"confluence", b"linear", b"twilio", b"datadog", b"dd_api", b"dd_app", b"okta", b"algolia",
+                   b"wandb")
+
+
+def _alternation(words: tuple[bytes, ...]) -> bytes:
+    return b"(?:" + b"|".join(re.escape(w) for w in words) + b")"
+
+
+# One prefilter regex for the generic keywords, which ordinary code and prose use often: every accepted match
+# contains it, an operator and a value (or a quoted value) after the name; and one for --flags. Provider names
+# (cloudflare, discord, …) are rare in text, so their bare literal is prefilter enough (and cheaper to scan).
+_ASSIGNED = _alternation(_KEYWORDS) + (
+    f"{_REST}{_NAME_END}(?:{_SP}(?:{_OP_ANY}){_SP}{_ANY_VALUE}|{_SP}(?:{_OP_COMPARE}){_SP}{_QUOTED_VALUE}"
+    f"|{_SP}(?:{_OP_ARGUMENT}){_SP}{_QUOTED_KEYLIKE}|[ \\t]{{1,8}}{_QUOTED_VALUE})").encode()
+_FLAGGED = (b"--[A-Za-z0-9_.-]{0,%d}" % _FLAG_REACH + _alternation(_KEYWORDS) + _REST.encode() + b"[ \\t]{1,8}"
+            + _ANY_VALUE.encode())
+
+
+def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, check, generic: bool) -> Rule:
+    assert all(k in (_KEYWORDS if generic else _PROVIDER_NAMES) for k in keywords)
     alternatives = "|".join(re.escape(k.decode()) for k in keywords)
     anchors = tuple(Anchor(k, kind=LINE, caseless=True) for k in keywords)
-    return Rule(id, family, f"(?i:{alternatives})" + _TAIL, anchors, description,
-                hs=tuple(p for k in keywords for p in _hs(k, flags)), check=check)
+    hs = tuple(HsPattern(regex, k, caseless=True, expand=True) for k in keywords for regex in (_ASSIGNED, _FLAGGED)) \
+        if generic else ()
+    return Rule(id, family, f"(?i:{alternatives})" + _TAIL, anchors, description, hs=hs, check=check)
 
 
 # --- reading the name ---
-_IDENT = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-$@")
+_NAME_BEFORE = re.compile(rb"[A-Za-z0-9_.$@-]*\Z")  # the part of a name before its keyword
 _WORDS = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_DIGIT = re.compile(rb"[0-9]")
+_ATTRIBUTE = re.compile(rb"[A-Za-z]{1,11}[.(\[]")  # settings.x, require(…), env[…]: code, never a literal
 _ENV_NAME = re.compile(rb"\$?[A-Z][A-Z0-9_]*")
 _LINE_PREFIX = re.compile(rb"[ \t]*(?:(?:export|set|setenv|ENV|ARG|declare -x)[ \t]+)?\Z")
 
@@ -178,10 +209,7 @@ _CODE_OPS = frozenset({b":=", b"=>", b"===", b"!==", b"==", b"!=", b"||", b"(", 
 
 
 def _name_start(buf: bytes, start: int) -> int:
-    i, floor = start, max(0, start - 64)
-    while i > floor and buf[i - 1] in _IDENT:
-        i -= 1
-    return i
+    return _NAME_BEFORE.search(buf, max(0, start - 64), start).start()
 
 
 def _value(hit: Hit) -> tuple[Span, bool]:
@@ -207,6 +235,8 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
         return None
     op = hit.group("op")
     (vs, ve), quoted = _value(hit)
+    if provider_token_at(buf, vs):
+        return None  # the provider's own rule masks it, under the provider's name
     before = buf[name_at - 1:name_at]
     flag = _FLAG.search(buf, max(0, start - _FLAG_REACH - 2), start) is not None
     if op is None:
@@ -214,7 +244,7 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
             return None
         if not quoted and not (flag and hit.group("nq") is None and not hit.group("br")):
             return None
-    elif op in (b",", b"(", b"==", b"!=", b"===", b"!==", b"||") and not quoted:
+    elif op in _QUOTED_ONLY and not quoted:
         return None
     elif op == b"," and hit.group("nq") is None:
         return None
@@ -229,7 +259,7 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
                                       or _ENV_NAME.fullmatch(buf, name_at, rest_end) is not None))
         ve = _unquoted_end(buf, (vs, ve), literal, before in (b"?", b"&"))
         value = buf[vs:ve]
-        if not literal and code_reference(value):
+        if value.startswith(b"=") or _ATTRIBUTE.match(value) or (not literal and code_reference(value)):
             return None
         if bare_identifier(value):
             in_code = op in _CODE_OPS or (op == b"=" and not literal)
@@ -238,13 +268,15 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
             if named or (in_code and not (len(value) >= 8 and any(48 <= c <= 57 for c in value))):
                 return None
     value = buf[vs:ve]
-    if not value_ok(value, strength, quoted) or provider_token_at(buf, vs):
+    if op in _ARGUMENTS and not (random_enough(value, 8, 2.5) and _DIGIT.search(value, 0, _KEYLIKE_DIGIT)):
+        return None  # f("token", "model") is an argument list; only a key-like value there is a secret
+    if not value_ok(value, strength, quoted):
         return None
     return vs, ve
 
 
 def _credential_value(value: bytes, strength: int, quoted: bool) -> bool:
-    if not_a_value(value) or (quoted and prose(value)):
+    if not_a_value(value) or (quoted and prose(value)) or plain_word(value):
         return False
     if strength == STRONG:
         return len(value) >= 4
@@ -282,7 +314,7 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 def _named(id: str, family: str, names: tuple[str, ...], shapes: str, description: str,
            min_entropy: float = 2.5) -> Rule:
     return _rule(id, family, tuple(n.encode() for n in names), description, _shaped(names, shapes, min_entropy),
-                 flags=False)
+                 generic=False)
 
 
 RULES: tuple[Rule, ...] = (
@@ -313,7 +345,7 @@ RULES: tuple[Rule, ...] = (
            min_entropy=3.0),
     _named("wandb-api-key", "wandb", ("wandb",), r"[a-f0-9]{40}|[A-Za-z0-9_]{86}",
            "Weights & Biases API key under a W&B name", min_entropy=3.0),
-    _rule("credential-assignment", "credential", (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cred"),
+    _rule("credential-assignment", "credential", _KEYWORDS,
           "a value assigned to a credential's name (password, *_secret, api_key, *_token, …) in .env, shell, YAML, "
-          "JSON, TOML, INI, code and --flags", _assignment, flags=True),
+          "JSON, TOML, INI, code and --flags", _assignment, generic=True),
 )

@@ -60,7 +60,7 @@ RULES: tuple[Rule, ...] = (
     Rule("openai-api-key", "openai", _OPENAI, (Anchor(b"sk-"),),
          "OpenAI keys: sk-…, sk-…T3BlbkFJ…, sk-proj-…, sk-svcacct-…, sk-admin-…",
          # every match has a digit within 101 bytes of "sk-": a run of "sk-sk-sk-" is never a candidate
-         hs=(HsPattern(_NOT_ALNUM + b"sk-[A-Za-z_-]{0,100}[0-9]", b"sk-", som=True, expand=True),)),
+         hs=(HsPattern(_NOT_ALNUM + b"sk-[A-Za-z_-]{0,100}[0-9]", b"sk-", expand=True),)),
     _t("huggingface-token", "huggingface", ("hf_", "api_org_"), r"[A-Za-z0-9]{34}",
        "Hugging Face tokens: hf_… and the older organization tokens api_org_…"),
     _t("groq-api-key", "groq", "gsk_", r"[A-Za-z0-9]{52}", "Groq API key (gsk_…)"),
@@ -77,16 +77,16 @@ RULES: tuple[Rule, ...] = (
          r"(?=[A-Z0-9]{0,23}[BDEFHIJKLMOPQRSVWXYZ0-9])[A-Z0-9]{16,24}(?![A-Za-z0-9])",
          tuple(Anchor(p) for p in (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")),
          "AWS access key ID (AKIA/ASIA/ABIA/ACCA/A3T…), 16-24 characters after the prefix",
-         hs=(*(HsPattern(_NOT_ALNUM + p + b"[A-Z0-9]{0,23}[BDEFHIJKLMOPQRSVWXYZ0-9]", p, 1, som=True)
+         hs=(*(HsPattern(_NOT_ALNUM + p + b"[A-Z0-9]{0,23}[BDEFHIJKLMOPQRSVWXYZ0-9]", p, expand=True)
                for p in (b"AKIA", b"ASIA", b"ABIA", b"ACCA")),
-             HsPattern(_NOT_ALNUM + b"A3T[A-Z0-9]{0,24}[BDEFHIJKLMOPQRSVWXYZ0-9]", b"A3T", 1, som=True))),
+             HsPattern(_NOT_ALNUM + b"A3T[A-Z0-9]{0,24}[BDEFHIJKLMOPQRSVWXYZ0-9]", b"A3T", expand=True))),
     Rule("aws-secret-access-key", "aws",
          r"(?i:aws[_-]?secret[_-]?(?:access[_-]?)?key|secret[_-]?access[_-]?key)"
          r"[\"']?[ \t]{0,16}(?:=>|:=|[:=])[ \t]{0,16}[\"']?",
          (Anchor(b"secret", offsets=(0, 3, 4), kind=LINE, caseless=True),),
          "AWS secret access key after aws_secret_access_key / SecretAccessKey / … = or :",
          secret=r"[A-Za-z0-9/+]{16,128}={0,2}",
-         hs=(HsPattern(b"secret[_-]?(?:access[_-]?)?key", b"secret", som=True, caseless=True),)),
+         hs=(HsPattern(b"secret[_-]?(?:access[_-]?)?key", b"secret", caseless=True, expand=True),)),
     Rule("google-api-key", "google", r"(?<![A-Za-z0-9_-])AIza[%s]{30,100}" % TOKEN_CHARS, (Anchor(b"AIza"),),
          "Google API key (AIza…)", hs=(fixed(b"[^A-Za-z0-9_-]AIza[A-Za-z0-9_-]{30}", b"AIza", 30),)),
     Rule("gcp-service-account-key", "google",

@@ -75,19 +75,19 @@ RULES: tuple[Rule, ...] = (
          r"(?:" + _AUTH_SCHEMES + r"[ \t]{1,4})?", (Anchor(b"authorization", kind=LINE, caseless=True),),
          "the credential in an Authorization header (Bearer, Basic, Token, … or bare), in curl -H, HTTP dumps and "
          "JSON", secret=_HEADER_VALUE,
-         hs=(HsPattern(b"authorization(?:\\\\{0,2}[\"'])?[ \\t]{0,8}[:=]", b"authorization", som=True,
+         hs=(HsPattern(b"authorization(?:\\\\{0,2}[\"'])?[ \\t]{0,8}[:=]", b"authorization", expand=True,
                        caseless=True),), check=_authorization),
     Rule("bearer-token", "http-auth", r"(?i:bearer)[ \t]{1,4}", (Anchor(b"bearer", kind=LINE, caseless=True),),
          "a random-looking token after the word Bearer (16+ characters, letters and digits)",
          secret=r"[A-Za-z0-9._~+/-]{16,4096}={0,2}(?![A-Za-z0-9._~+/=-])",
-         hs=(HsPattern(b"bearer[ \\t]{1,4}[A-Za-z0-9._~+/-]{16}", b"bearer", som=True, caseless=True),),
+         hs=(HsPattern(b"bearer[ \\t]{1,4}[A-Za-z0-9._~+/-]{16}", b"bearer", caseless=True, expand=True),),
          check=_bearer),
     Rule("uri-password", "uri",
          r"://(?P<user>[^\s:/?#@\"'<>\[\]]{0,128}):", (Anchor(b"://", kind=TOKEN),),
          "the password in scheme://user:password@host (postgres, mysql, mongodb(+srv), redis(s), amqp(s), https "
          "basic auth, …): the rest of the URI stays",
          secret=r"[^\s/?#\"'<>]{1,256}(?=@[A-Za-z0-9\[_.-])",
-         hs=(HsPattern(b"://[^\\s:/?#@\"'<>\\[\\]]{0,128}:[^\\s/?#\"'<>]{1,256}@", b"://", som=True),),
+         hs=(HsPattern(b"://[^\\s:/?#@\"'<>\\[\\]]{0,128}:[^\\s/?#\"'<>]{1,256}@", b"://", expand=True),),
          check=_uri),
     Rule("curl-user-password", "basic-auth",
          r"(?<![A-Za-z0-9_-])(?:-u|--user)(?:=|[ \t]{1,5})(?P<q>[\"']?)"

@@ -58,6 +58,11 @@ def not_a_value(value: bytes) -> bool:
             or _REPEATED.match(value) is not None or _ALNUM.search(value) is None)
 
 
+def plain_word(value: bytes) -> bool:
+    """One short word of letters ("model", "Token", "postgres"): a label or a default, not a secret."""
+    return len(value) < 12 and value.isalpha()
+
+
 def prose(value: bytes) -> bool:
     """A sentence rather than a secret: UI text such as "Forgot password?" or "Enter your token"."""
     if b" " not in value:
@@ -90,17 +95,32 @@ def hex_digest(value: bytes) -> bool:
 
 
 @functools.cache
-def _provider_prefix() -> "re.Pattern[bytes]":
+def _provider_anchors() -> tuple[dict[int, list[tuple[bytes, int, tuple[int, ...]]]], "object"]:
+    """Provider anchors by the byte at which they sit relative to a match start (offset, first byte)."""
     from codex_cli.masking.engine import engine
     from codex_cli.masking.rules.providers import RULES
 
     eng, ids = engine(), {r.id for r in RULES}
-    return re.compile("|".join(a for a, r in zip(eng.alternatives, eng.rules) if r.id in ids).encode("ascii"))
+    table: dict[int, list[tuple[bytes, int, tuple[int, ...]]]] = {}
+    for index, rule in enumerate(eng.rules):
+        if rule.id not in ids:
+            continue
+        for a in rule.anchors:
+            for offset in a.offsets:
+                table.setdefault(a.literal[0], []).append((a.literal, offset, (index,)))
+    return table, eng
 
 
 def provider_token_at(buf: bytes, pos: int) -> bool:
     """Whether a provider rule's format starts at ``pos``: the provider rule masks it under its own name."""
-    return _provider_prefix().match(buf, pos) is not None
+    table, eng = _provider_anchors()
+    end = min(len(buf), pos + 40)
+    for at in range(pos, end):
+        for literal, offset, indices in table.get(buf[at], ()):
+            if at - offset == pos and buf.startswith(literal, at):
+                if any(eng.single(i).match(buf, pos) is not None for i in indices):
+                    return True
+    return False
 
 
 def first_cut(value: bytes, stops: bytes) -> int:
