@@ -54,7 +54,8 @@ _SP = r"[ \t]{0,8}"
 _QUOTE_PREFIX = r"(?:@|[rRbBuUfF]{1,2})?"
 # The rest of the name is matched atomically (a lookahead captures it, a back-reference consumes it), so a
 # keyword inside a long word fails at once instead of backtracking through every shorter split.
-_TAIL = (f"(?=(?P<rest>{_REST}))(?P=rest)(?P<nq>\\\\{{0,2}}[\"'`])?(?P<br>\\]?(?:\\[[^\\]\\r\\n]{{0,16}}\\])?)(?P<gap>{_SP})"
+_TAIL = (f"(?=(?P<rest>{_REST}))(?P=rest)(?P<nq>\\\\{{0,2}}[\"'`])?"
+         f"(?P<br>\\]?(?:\\[[^\\]\\r\\n]{{0,16}}\\])?)(?P<gap>{_SP})"
          f"(?:(?P<op>{_OP})(?P<gap2>{_SP}))?"
          r"(?:" + _QUOTE_PREFIX + r"(?:\\(?P<eq>[\"'])(?P<secret>(?:(?!\\(?P=eq))[^\r\n]){1,256}?)\\(?P=eq)"
          r"|\"(?P<secret2>(?:[^\"\\\r\n]|\\[^\r\n]){1,256})\""
@@ -68,7 +69,8 @@ _FLAG = re.compile(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 # What an accepted value starts like: never one short word of letters ("model", "int"), which the check
 # rejects anyway (plain_word), so code such as `secret: int` and {"token": "model"} is no candidate.
 _QUOTED_VALUE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`](?:[A-Za-z]{{0,11}}[^A-Za-z\"'`\\r\\n]|[A-Za-z]{{12}})")
-_QUOTED_KEYLIKE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`](?:[0-9]|[^\"'`\\r\\n/][^\"'`\\r\\n]{{0,{_KEYLIKE_DIGIT - 2}}}[0-9])")
+_QUOTED_KEYLIKE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`]"
+                   f"(?:[0-9]|[^\"'`\\r\\n/][^\"'`\\r\\n]{{0,{_KEYLIKE_DIGIT - 2}}}[0-9])")
 _ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[A-Za-z]{{1,11}}[^A-Za-z\\s\"'`<>\\\\.(\\[]|[^A-Za-z\\s\"'`<>\\\\=]"
               f"|[A-Za-z]{{12}})")
 
