@@ -18,6 +18,19 @@ from codex_cli.masking.stream import DEFAULT_REPLACEMENT, ByteMasker, Finding
 DISABLE_ENV = "DISABLE_SECRET_FILTER"
 
 
+def ruleset_identity(policy: Optional[Policy] = None) -> str:
+    """A digest of everything that decides masked text: the built-in rules' code and the user's policy."""
+    import hashlib
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*here.glob("rules/*.py"), here / "engine.py", here / "custom.py"]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update((policy.identity() if policy is not None else "").encode())
+    return digest.hexdigest()
+
+
 def secret_filter_disabled() -> bool:
     """True when ``DISABLE_SECRET_FILTER`` is set to 1 (or true/yes/on): masking is off everywhere."""
     return os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
@@ -72,4 +85,4 @@ class StreamMasker:
 
 
 __all__ = ["ByteMasker", "DEFAULT_REPLACEMENT", "DISABLE_ENV", "Finding", "Policy", "RULES", "Rule", "StreamMasker",
-           "mask_bytes", "mask_text", "policy_for", "secret_filter_disabled"]
+           "mask_bytes", "mask_text", "policy_for", "ruleset_identity", "secret_filter_disabled"]

@@ -62,16 +62,24 @@ class Policy:
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
+class RuleError(ValueError):
+    """A user rule that cannot work; ``field`` names the part that is wrong (regex or secret_group)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def compile_rule(name: str, regex: str, family: Optional[str] = None, keywords: Sequence[str] = (),
                  secret_group: Union[int, str, None] = None, description: str = "") -> CustomRule:
-    """Compile one user rule; raises ValueError with a sentence for a bad regex or secret group."""
+    """Compile one user rule; raises RuleError with a sentence for a bad regex or secret group."""
     pattern = compile_pattern(regex)
     if pattern.search(b"") is not None:
-        raise ValueError("matches the empty string; make it match the secret itself")
+        raise RuleError("regex", "matches the empty string; make it match the secret itself")
     if isinstance(secret_group, int) and not 0 <= secret_group <= pattern.groups:
-        raise ValueError(f"secret_group {secret_group} is not a group of the regex (it has {pattern.groups})")
+        raise RuleError("secret_group", f"is {secret_group}, but the regex has {pattern.groups} group(s)")
     if isinstance(secret_group, str) and secret_group not in pattern.groupindex:
-        raise ValueError(f"secret_group {secret_group!r} is not a named group of the regex")
+        raise RuleError("secret_group", f"is {secret_group!r}, which is not a named group of the regex")
     return CustomRule(name, family or "custom", pattern, tuple(k.lower().encode() for k in keywords if k),
                       secret_group, description)
 
@@ -81,7 +89,7 @@ def compile_pattern(regex: str) -> "re.Pattern[bytes]":
     try:
         return re.compile(regex.encode("utf-8"))
     except re.error as e:
-        raise ValueError(f"is not a valid regex ({e})") from e
+        raise RuleError("regex", f"is not a valid regex ({e})") from e
 
 
 @functools.lru_cache(maxsize=32)
