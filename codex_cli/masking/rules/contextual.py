@@ -39,7 +39,7 @@ from codex_cli.masking.rules.values import (
 )
 
 # --- the shape: keyword, rest of the name, operator, value ---
-_REST = r"[A-Za-z0-9_.-]{0,48}"
+_REST = r"[A-Za-z0-9_.\x80-\xff-]{0,48}"  # non-ASCII letters too (contraseña)
 _NAME_END = r"(?:\\{0,2}[\"'`])?\]?(?:\[[^\]\r\n]{0,16}\])?"
 _OPS = (":::=", "::=", ":=", "?=", ".=", "+=", "=>", "===", "!==", "==", "!=", "||", "=", ":", ",", "(", ">")
 _OP = "|".join(re.escape(op) for op in _OPS)
@@ -61,7 +61,7 @@ _TAIL = (f"(?=(?P<rest>{_REST}))(?P=rest)(?P<nq>\\\\{{0,2}}[\"'`])?"
          r"|\"(?P<secret2>(?:[^\"\\\r\n]|\\[^\r\n]){1,256})\""
          r"|'(?P<secret3>(?:[^'\\\r\n]|\\[^\r\n]){1,256})'"
          r"|`(?P<secret4>[^`\r\n]{1,256})`)"
-         r"|(?P<secret5>[^\s\"'`<>\\]{1,256}))")
+         r"|(?P<secret5>[^\s\"'`<\\]{1,256}))")
 _FLAG_REACH = 30
 _FLAG = re.compile(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 
@@ -71,11 +71,11 @@ _FLAG = re.compile(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 _QUOTED_VALUE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`](?:[A-Za-z]{{0,11}}[^A-Za-z\"'`\\r\\n]|[A-Za-z]{{12}})")
 _QUOTED_KEYLIKE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`]"
                    f"(?:[0-9]|[^\"'`\\r\\n/][^\"'`\\r\\n]{{0,{_KEYLIKE_DIGIT - 2}}}[0-9])")
-_ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[A-Za-z]{{1,11}}[^A-Za-z\\s\"'`<>\\\\.(\\[]|[^A-Za-z\\s\"'`<>\\\\=]"
+_ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[A-Za-z]{{1,11}}[^A-Za-z\\s\"'`<\\\\.(\\[]|[^A-Za-z\\s\"'`<\\\\=]"
               f"|[A-Za-z]{{12}})")
 
 
-_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cred")
+_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cred", b"contrase")
 _PROVIDER_NAMES = (b"aws", b"cloudflare", b"cf_api", b"cf_token", b"discord", b"heroku", b"mailgun", b"atlassian",
                    b"jira", b"confluence", b"linear", b"twilio", b"datadog", b"dd_api", b"dd_app", b"okta", b"algolia",
                    b"wandb")
@@ -105,9 +105,11 @@ def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, c
 
 
 # --- reading the name ---
-_NAME_BEFORE = re.compile(rb"[A-Za-z0-9_.$@-]*\Z")  # the part of a name before its keyword
+_NAME_BEFORE = re.compile(rb"[A-Za-z0-9_.$@\x80-\xff-]*\Z")  # the part of a name before its keyword
 _WORDS = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _DIGIT = re.compile(rb"[0-9]")
+_TRAILING = frozenset(b",;)]}")
+_OPENERS = {ord(")"): b"(", ord("]"): b"[", ord("}"): b"{"}
 _ATTRIBUTE = re.compile(rb"[A-Za-z]{1,11}[.(\[]")  # settings.x, require(…), env[…]: code, never a literal
 _ENV_NAME = re.compile(rb"\$?[A-Z][A-Z0-9_]*")
 _LINE_PREFIX = re.compile(rb"[ \t]*(?:(?:export|set|setenv|ENV|ARG|declare -x)[ \t]+)?\Z")
@@ -115,6 +117,7 @@ _LINE_PREFIX = re.compile(rb"[ \t]*(?:(?:export|set|setenv|ENV|ARG|declare -x)[ 
 STRONG, WEAK = 2, 1
 # The credential word at the end of a word, and how strong the word makes the name.
 _SUFFIXES = (("password", STRONG), ("passwd", STRONG), ("passphrase", STRONG), ("passcode", STRONG),
+             ("secrete", STRONG), ("contrasena", STRONG), ("contrase", STRONG),
              ("pwd", STRONG), ("passwords", WEAK), ("secrets", WEAK), ("secret", STRONG), ("tokens", WEAK),
              ("token", STRONG), ("credentials", STRONG), ("credential", STRONG), ("creds", STRONG),
              ("keys", WEAK), ("key", WEAK), ("auth", STRONG), ("pass", STRONG))
@@ -124,8 +127,9 @@ _PASS_STEMS = frozenset({"", "db", "user", "admin", "root", "mysql", "pg", "post
                          "vault", "wifi", "sa", "sys", "master", "login", "rabbit", "rabbitmq", "mongo", "es"})
 _AUTH_STEMS = frozenset({"", "basic", "http", "proxy", "user", "api", "bearer", "client"})
 # Before "key": what makes it a credential, and what makes it an ordinary key.
-_STRONG_KEY = frozenset({"api", "secret", "private", "priv", "access", "auth", "master", "signing", "sign",
-                         "encryption", "encrypt", "enc", "client", "app", "application", "account", "session",
+_STRONG_KEY = frozenset({"db", "database", "api", "secret", "private", "priv", "access", "auth", "master",
+                         "signing", "sign", "encryption", "encrypt", "enc", "client", "app", "application", "account",
+                         "session",
                          "service", "subscription", "consumer", "license", "licence", "admin", "root", "rest",
                          "shared", "sharedaccess", "webhook", "hmac", "jwt", "bot", "dev", "developer", "write",
                          "read", "ingest", "ingestion", "deploy", "crypt", "cipher", "aes", "ssh", "gpg", "pgp",
@@ -223,9 +227,18 @@ def _value(hit: Hit) -> tuple[Span, bool]:
 
 
 def _unquoted_end(buf: bytes, span: Span, literal: bool, query: bool) -> int:
-    """Where an unquoted value ends: at ; in a shell line, at & in a query string, at a delimiter in code."""
-    stops = b"&#;" if query else b";" if literal else b",;)]}"
-    return span[0] + first_cut(buf[span[0]:span[1]], stops)
+    """Where an unquoted value ends: at ; in a shell line, at & in a query string; elsewhere before the
+    closing punctuation that ends it (f(password=abc), {token: abc}, x = abc;)."""
+    if query or literal:
+        return span[0] + first_cut(buf[span[0]:span[1]], b"&#;" if query else b";")
+    end = span[1]
+    while end > span[0] and buf[end - 1] in _TRAILING:
+        closer = buf[end - 1]
+        opener = _OPENERS.get(closer)
+        if opener is not None and buf.count(opener, span[0], end) >= buf.count(closer, span[0], end):
+            break  # ${link} keeps its brace: it closes one the value opened
+        end -= 1
+    return end
 
 
 def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
