@@ -17,7 +17,7 @@ from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin,
 from codex_cli.errors import ConfigError
 
 DEFAULT_SEED = 1234
-CONFIG_ENV = "CODEX_CONFIG"
+CONFIG_ENV = "CODEX_CONFIG"  # also cli.options.CONFIG_ENV, which codex mask reads without importing this module
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 REDACTED = "[SECRET]"
 # Keys whose values are secrets: shown and recorded as REDACTED, never verbatim.

@@ -265,3 +265,26 @@ def test_report_file_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
                      input="x\n")
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr.startswith(f"codex: error: cannot write the report to '{tmp_path / 'no' / 'such' / 'r.json'}'")
+
+
+def test_small_input_without_a_config_loads_neither_the_config_loader_nor_hyperscan(tmp_path: Path) -> None:
+    code = ("import sys\nsys.argv = ['codex', 'mask', '--typed']\nfrom codex_cli.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+            "loaded = [m for m in ('codex_cli.config', 'hyperscan', 'yaml') if m in sys.modules]\n"
+            "print(loaded, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], input=b"k AKIA1234567890EXAMPLE\n", capture_output=True,
+                          timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"k [SECRET:aws]\n", b"[]\n")
+
+
+def test_the_no_config_defaults_are_the_config_defaults() -> None:
+    from codex_cli.cli.mask import _Defaults
+    from codex_cli.cli.options import CONFIG_ENV
+    from codex_cli.config import CONFIG_ENV as LOADER_CONFIG_ENV
+    from codex_cli.config import MaskConfig
+    from codex_cli.masking import DEFAULT_REPLACEMENT
+
+    defaults = MaskConfig()
+    assert _Defaults(DEFAULT_REPLACEMENT, False) == (defaults.replacement, defaults.typed, tuple(defaults.rules),
+                                                     tuple(defaults.allow))
+    assert CONFIG_ENV == LOADER_CONFIG_ENV

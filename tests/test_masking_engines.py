@@ -211,3 +211,20 @@ def test_requiring_hyperscan_without_it_is_a_usage_error(no_hyperscan, monkeypat
     monkeypatch.setenv(no_hyperscan.ENGINE_ENV, "hyperscan")
     with pytest.raises(UsageError, match="CODEX_MASK_ENGINE=hyperscan but the hyperscan package is not installed"):
         no_hyperscan.default_finder()
+
+
+def test_the_default_finder_takes_over_past_small_inputs_with_the_same_output() -> None:
+    from codex_cli.masking.stream import SMALL_INPUT
+
+    rng = random.Random(7)
+    secrets = [s for s in PROVIDER_SAMPLES] + ["DB_PASSWORD=Tr0ub4dor&3x", "postgres://u:pw9Xk2@db:5432/x"]
+    filler = b"".join(rng.choice([b"the token is ", b"password_length = 16\n", b"sk-learn ", b"x" * 40 + b"\n"])
+                      for _ in range(SMALL_INPUT // 6))
+    data = bytearray(filler)
+    for i, secret in enumerate(secrets):  # some around the switch point, some after it
+        at = SMALL_INPUT - 200 + i * 97 if i % 2 else len(data) // 2 + i * 1013
+        data[at:at] = b"\n" + secret.encode() + b"\n"
+    data = bytes(data)
+    adaptive = ByteMasker()
+    assert masked_with(data, None, [SMALL_INPUT - 50, SMALL_INPUT + 7, 100_000], adaptive) == masked_with(data, PY)
+    assert adaptive._finder.name == (HS_FINDER.name if HS_FINDER else "python") and adaptive.count >= len(secrets)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Optional, TextIO
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple, Optional, TextIO
 
 import typer
 
-from codex_cli.cli.options import ConfigOption, resolve_config
+from codex_cli.cli.options import CONFIG_ENV, ConfigOption, resolve_config, state
 
 if TYPE_CHECKING:
     from codex_cli.config import MaskConfig
@@ -47,7 +47,7 @@ def mask(
     config: ConfigOption = None,
 ) -> None:
     """Replace API keys, tokens, passwords and private keys with [SECRET] (a line with 'codex: allow' is left alone)."""
-    cfg = resolve_config(ctx, config, flags={"mask.replacement": replacement, "mask.typed": typed}).mask
+    cfg = _mask_config(ctx, config, replacement, typed)
     if list_rules:
         _print_rules(cfg)
         return
@@ -75,6 +75,26 @@ def mask(
             sink.close()
     if check and found:
         raise typer.Exit(1)
+
+
+class _Defaults(NamedTuple):
+    """The mask section when there is no config file to read: the packaged defaults and the flags."""
+
+    replacement: str
+    typed: bool
+    rules: tuple = ()
+    allow: tuple = ()
+
+
+def _mask_config(ctx: typer.Context, config: Optional[Path], replacement: Optional[str],
+                 typed: Optional[bool]) -> "MaskConfig | _Defaults":
+    """The mask section; without a config file it is the defaults, and the config loader is not even imported
+    (start-up of `codex mask` in a pre-commit hook matters; tests check the two agree)."""
+    if config is None and state(ctx).config_path is None and not os.environ.get(CONFIG_ENV):
+        from codex_cli.masking.stream import DEFAULT_REPLACEMENT
+
+        return _Defaults(DEFAULT_REPLACEMENT if replacement is None else replacement, bool(typed))
+    return resolve_config(ctx, config, flags={"mask.replacement": replacement, "mask.typed": typed}).mask
 
 
 def _report_sink(path: Optional[Path]) -> Optional[TextIO]:

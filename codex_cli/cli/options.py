@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from codex_cli.config import CodexConfig
 
 
+CONFIG_ENV = "CODEX_CONFIG"  # the config file to use when no --config is given (config.CONFIG_ENV)
+
+
 @dataclass
 class CliState:
     """What the root callback parsed: global options every command can see."""

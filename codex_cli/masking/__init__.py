@@ -60,10 +60,10 @@ class StreamMasker:
 
     def __init__(self, replacement: str = DEFAULT_REPLACEMENT, typed: bool = False,
                  policy: Optional[Policy] = None) -> None:
-        from codex_cli.masking.prefilter import stream_finder
+        from codex_cli.masking.prefilter import cached_python_finder
 
-        self._masker = None if secret_filter_disabled() else ByteMasker(replacement, typed, finder=stream_finder(),
-                                                                         policy=policy)
+        self._masker = None if secret_filter_disabled() else ByteMasker(
+            replacement, typed, finder=cached_python_finder(), policy=policy)
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
 
     @property

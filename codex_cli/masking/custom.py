@@ -10,8 +10,6 @@ the input's UTF-8 bytes.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -56,6 +54,9 @@ class Policy:
 
     def identity(self) -> str:
         """What these additions change in masked text, as a stable digest (for caches)."""
+        import hashlib
+        import json
+
         payload = [[r.id, r.family, r.regex.pattern.decode("utf-8", "surrogateescape"),
                     list(map(bytes.hex, r.keywords)), r.secret_group] for r in self.rules]
         payload.append([p.pattern.decode("utf-8", "surrogateescape") for p in self.allow])

@@ -50,9 +50,6 @@ class Engine:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
-        self.alternatives = [f"(?P<r{i}>{_prefixed(r.regex, f'r{i}_')})" for i, r in enumerate(self.rules)]
-        self.secret_groups = [tuple(f"r{i}_{g}" for g in _SECRET_GROUP.findall(r.regex))
-                              for i, r in enumerate(self.rules)]
         self._widths: dict[int, int] = {}
         self.anchors = _anchor_table(self.rules)
         self.anchor_index = {(a.literal, a.caseless): i for i, a in enumerate(self.anchors)}
@@ -60,6 +57,15 @@ class Engine:
         self._single: dict[int, re.Pattern[bytes]] = {}
         self._bits: dict[int, list[int]] = {}
         self._by_mask: dict[int, tuple[re.Pattern[bytes], int]] = {}
+
+    @functools.cached_property
+    def alternatives(self) -> list[str]:
+        """Each rule's pattern as one named alternative, its groups renamed apart (built on first use)."""
+        return [f"(?P<r{i}>{_prefixed(r.regex, f'r{i}_')})" for i, r in enumerate(self.rules)]
+
+    @functools.cached_property
+    def secret_groups(self) -> list[tuple[str, ...]]:
+        return [tuple(f"r{i}_{g}" for g in _SECRET_GROUP.findall(r.regex)) for i, r in enumerate(self.rules)]
 
     def regex_for(self, mask: int) -> tuple["re.Pattern[bytes]", int]:
         """The alternation of the rules in ``mask`` (in rule order), and the longest match any of them makes."""
@@ -123,7 +129,7 @@ class Engine:
         """A key-block candidate is decided on its END line, or once its first bytes are no key header."""
         n = len(buf)
         return ((match is not None and match.lastgroup in self.terminated and match.end() < n)
-                or (n - c >= BLOCK_HEADER_REACH and BLOCK_HEADER.match(buf, c) is None))
+                or (n - c >= BLOCK_HEADER_REACH and BLOCK_HEADER().match(buf, c) is None))
 
 
 def allowed(value: bytes, allow: Sequence["re.Pattern[bytes]"]) -> bool:

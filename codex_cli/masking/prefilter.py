@@ -41,17 +41,21 @@ def python_finder(eng: Optional[Engine] = None) -> Finder:
     """The pure-Python finder: one pass per first byte of the anchors (``bytes.find``, or one ``re`` pass
     that reports every anchor at every position, overlapping ones included)."""
     eng = eng or engine()
-    passes = [_pass(caseless, group) for (caseless, _), group in _by_first_byte(eng).items()]
+    passes = [(caseless, first, group, _Pass(group)) for (caseless, first), group in _by_first_byte(eng).items()]
     lookback = max(len(a.literal) for a in eng.anchors)
     any_caseless = any(a.caseless for a in eng.anchors)
 
     def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
         lowered = buf.lower() if any_caseless else buf
-        for caseless, group, regex in passes:
+        for caseless, first, group, lazy in passes:
             hay = lowered if caseless else buf
-            if regex is not None:  # anchors sharing a first byte: one regex pass instead of several finds
-                m = regex.search(hay, max(0, min_end - lookback))
+            if len(group) > 1:  # anchors sharing a first byte: one regex pass instead of several finds
+                start = max(0, min_end - lookback)
+                if hay.find(first, start) < 0:
+                    continue  # (its regex is compiled only once the byte shows up)
+                regex = lazy.regex()
+                m = regex.search(hay, start)
                 while m is not None:
                     at = m.start()
                     found.extend((at, i) for i, literal in group
@@ -76,12 +80,17 @@ def _by_first_byte(eng: Engine) -> dict[tuple[bool, bytes], list[tuple[int, byte
     return groups
 
 
-def _pass(caseless: bool, group: list[tuple[int, bytes]]
-          ) -> tuple[bool, list[tuple[int, bytes]], Optional[re.Pattern[bytes]]]:
-    if len(group) == 1:
-        return caseless, group, None
-    literals = sorted({literal for _, literal in group}, key=len, reverse=True)
-    return caseless, group, re.compile(b"|".join(re.escape(x) for x in literals))
+class _Pass:
+    """The regex that finds any of several anchors with one first byte, compiled on first need."""
+
+    def __init__(self, group: list[tuple[int, bytes]]) -> None:
+        self._literals = sorted({literal for _, literal in group}, key=len, reverse=True)
+        self._regex: Optional[re.Pattern[bytes]] = None
+
+    def regex(self) -> "re.Pattern[bytes]":
+        if self._regex is None:
+            self._regex = re.compile(b"|".join(re.escape(x) for x in self._literals))
+        return self._regex
 
 
 def hs_patterns(eng: Engine) -> list[tuple[HsPattern, tuple[int, ...]]]:
@@ -198,13 +207,19 @@ def hyperscan_expected() -> bool:
     return sys.platform == "linux" and os.uname().machine == "x86_64"
 
 
-def default_finder() -> Finder:
-    """The finder ``$CODEX_MASK_ENGINE`` selects (auto: Hyperscan if installed)."""
+def engine_choice() -> str:
+    """``$CODEX_MASK_ENGINE``: auto (default), hyperscan or python; anything else is a usage error."""
     choice = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
-    if choice in _FINDERS:
-        return _FINDERS[choice]
     if choice not in ("auto", "hyperscan", "python"):
         raise UsageError(f"{ENGINE_ENV} must be auto, hyperscan or python, got {choice!r}")
+    return choice
+
+
+def default_finder() -> Finder:
+    """The finder ``$CODEX_MASK_ENGINE`` selects (auto: Hyperscan if installed)."""
+    choice = engine_choice()
+    if choice in _FINDERS:
+        return _FINDERS[choice]
     fast = hyperscan_finder() if choice != "python" else None
     if choice == "hyperscan" and fast is None:
         raise UsageError(f"{ENGINE_ENV}=hyperscan but the hyperscan package is not installed; pip install hyperscan")
@@ -218,9 +233,10 @@ def default_finder() -> Finder:
     return _FINDERS[choice]
 
 
-def stream_finder() -> Finder:
-    """The finder for text streamed piece by piece (a server's output): the pure-Python one, which holds back
-    only a few bytes at the end (Hyperscan's longer prefilter patterns would hold back more); same output."""
-    if "stream" not in _FINDERS:
-        _FINDERS["stream"] = python_finder()
-    return _FINDERS["stream"]
+def cached_python_finder() -> Finder:
+    """The pure-Python finder, built once: for text streamed piece by piece (a server's output), which it holds
+    back only a few bytes of (Hyperscan's longer prefilter patterns would hold back more), and for small inputs,
+    which it scans without loading Hyperscan. The output is the same either way."""
+    if "python-cached" not in _FINDERS:
+        _FINDERS["python-cached"] = python_finder()
+    return _FINDERS["python-cached"]

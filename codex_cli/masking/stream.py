@@ -16,10 +16,11 @@ from typing import Callable, Optional
 
 from codex_cli.masking.custom import Policy
 from codex_cli.masking.engine import Engine, Verdict, engine
-from codex_cli.masking.prefilter import Finder, default_finder
+from codex_cli.masking.prefilter import Finder, cached_python_finder, default_finder, engine_choice
 from codex_cli.masking.rules import ALLOW_MARKER, ALLOW_REACH, LINE, REACH, TOKEN
 
 DEFAULT_REPLACEMENT = "[SECRET]"
+SMALL_INPUT = 64 * 1024  # bytes scanned by the pure-Python finder before the default finder takes over
 WHITESPACE = re.compile(rb"[ \t\n\r\f\v]")
 
 
@@ -49,7 +50,10 @@ class ByteMasker:
                  finder: Optional[Finder] = None, on_finding: Optional[Callable[[Finding], None]] = None,
                  policy: Optional[Policy] = None) -> None:
         self._engine: Engine = engine()
-        self._finder = finder if finder is not None else default_finder()
+        # Without a finder named, small input is scanned by the pure-Python finder and the default one (Hyperscan)
+        # takes over past SMALL_INPUT bytes: `echo x | codex mask` never loads Hyperscan; the output is the same.
+        self._adaptive = finder is None and engine_choice() == "auto"
+        self._finder = finder if finder is not None else cached_python_finder() if self._adaptive else default_finder()
         self._policy = policy if policy is not None and (policy.rules or policy.allow) else None
         self._allow = self._policy.allow if self._policy else ()
         self._custom = self._policy.rules if self._policy else ()
@@ -87,6 +91,8 @@ class ByteMasker:
 
     def _advance(self, final: bool) -> list[memoryview | bytes]:
         buf, base = self._buf, self._base
+        if self._adaptive and base + len(buf) > SMALL_INPUT:
+            self._finder, self._adaptive = default_finder(), False
         self._find_candidates(buf, base)
         if self._custom:
             self._run_custom(buf, base, final)

@@ -138,6 +138,20 @@ def _probe(body: str) -> tuple[str, int]:
     return f"{match.group(1)}{{{n}}}", n
 
 
+class lazy_pattern:  # noqa: N801 - used like re.compile
+    """A regex compiled on first use: ``codex mask`` starts before any check needs one. Call it for the pattern."""
+
+    __slots__ = ("_source", "_flags", "_compiled")
+
+    def __init__(self, source: bytes, flags: int = 0) -> None:
+        self._source, self._flags, self._compiled = source, flags, None
+
+    def __call__(self) -> "re.Pattern[bytes]":
+        if self._compiled is None:
+            self._compiled = re.compile(self._source, self._flags)
+        return self._compiled
+
+
 def max_width(pattern: str) -> int:
     """The longest match a pattern can make (lookarounds excluded), from the regex parser."""
     return _parser.parse(pattern).getwidth()[1]
@@ -151,13 +165,13 @@ def entropy(data: bytes) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
 
 
-_PLACEHOLDER = re.compile(rb"(?i)x{4}|\*{3}|\.{3}|0{8}|(?:your|my)[_-]?(?:api|secret|token|key|pass)|example|"
+_PLACEHOLDER = lazy_pattern(rb"(?i)x{4}|\*{3}|\.{3}|0{8}|(?:your|my)[_-]?(?:api|secret|token|key|pass)|example|"
                           rb"placeholder|dummy|redacted|changeme|change[_-]me|insert[_-]?your|replace[_-]?me")
 
 
 def plausible_token(body: bytes, min_entropy: float = 2.0) -> bool:
     """Random enough to be a real token: not a placeholder (``xxxx``, ``***``), not one character repeated."""
-    return entropy(body) >= min_entropy and _PLACEHOLDER.search(body) is None
+    return entropy(body) >= min_entropy and _PLACEHOLDER().search(body) is None
 
 
 def token_check(prefixes: tuple[str, ...] = (), min_entropy: float = 2.0) -> Check:

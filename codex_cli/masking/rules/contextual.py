@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from codex_cli.masking.rules.base import LINE, Anchor, Hit, HsPattern, Rule, Span
+from codex_cli.masking.rules.base import LINE, Anchor, Hit, HsPattern, Rule, Span, lazy_pattern
 from codex_cli.masking.rules.values import (
     bare_identifier,
     code_reference,
@@ -63,7 +63,7 @@ _TAIL = (f"(?=(?P<rest>{_REST}))(?P=rest)(?P<nq>\\\\{{0,2}}[\"'`])?"
          r"|`(?P<secret4>[^`\r\n]{1,256})`)"
          r"|(?P<secret5>[^\s\"'`<\\]{1,256}))")
 _FLAG_REACH = 30
-_FLAG = re.compile(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
+_FLAG = lazy_pattern(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 
 
 # What an accepted value starts like: never one short word of letters ("model", "int"), which the check
@@ -105,14 +105,14 @@ def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, c
 
 
 # --- reading the name ---
-_NAME_BEFORE = re.compile(rb"[A-Za-z0-9_.$@\x80-\xff-]*\Z")  # the part of a name before its keyword
-_WORDS = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_DIGIT = re.compile(rb"[0-9]")
+_NAME_BEFORE = lazy_pattern(rb"[A-Za-z0-9_.$@\x80-\xff-]*\Z")  # the part of a name before its keyword
+_WORDS = lazy_pattern(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_DIGIT = lazy_pattern(rb"[0-9]")
 _TRAILING = frozenset(b",;)]}")
 _OPENERS = {ord(")"): b"(", ord("]"): b"[", ord("}"): b"{"}
-_ATTRIBUTE = re.compile(rb"[A-Za-z]{1,11}[.(\[]")  # settings.x, require(…), env[…]: code, never a literal
-_ENV_NAME = re.compile(rb"\$?[A-Z][A-Z0-9_]*")
-_LINE_PREFIX = re.compile(rb"[ \t]*(?:(?:export|set|setenv|ENV|ARG|declare -x)[ \t]+)?\Z")
+_ATTRIBUTE = lazy_pattern(rb"[A-Za-z]{1,11}[.(\[]")  # settings.x, require(…), env[…]: code, never a literal
+_ENV_NAME = lazy_pattern(rb"\$?[A-Z][A-Z0-9_]*")
+_LINE_PREFIX = lazy_pattern(rb"[ \t]*(?:(?:export|set|setenv|ENV|ARG|declare -x)[ \t]+)?\Z")
 
 STRONG, WEAK = 2, 1
 # The credential word at the end of a word, and how strong the word makes the name.
@@ -172,7 +172,7 @@ _NOT_CREDENTIAL_AFTER = frozenset({
 
 
 def _words(name: bytes) -> list[str]:
-    return [w.decode().lower() for w in _WORDS.findall(name)]
+    return [w.decode().lower() for w in _WORDS().findall(name)]
 
 
 def _credential_word(word: str) -> Optional[tuple[int, str, str]]:
@@ -215,7 +215,7 @@ _CODE_OPS = frozenset({b":=", b"=>", b"===", b"!==", b"==", b"!=", b"||", b"(", 
 
 
 def _name_start(buf: bytes, start: int) -> int:
-    return _NAME_BEFORE.search(buf, max(0, start - 64), start).start()
+    return _NAME_BEFORE().search(buf, max(0, start - 64), start).start()
 
 
 def _value(hit: Hit) -> tuple[Span, bool]:
@@ -253,7 +253,7 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
     if provider_token_at(buf, vs):
         return None  # the provider's own rule masks it, under the provider's name
     before = buf[name_at - 1:name_at]
-    flag = _FLAG.search(buf, max(0, start - _FLAG_REACH - 2), start) is not None
+    flag = _FLAG().search(buf, max(0, start - _FLAG_REACH - 2), start) is not None
     if op is None:
         if not hit.group("gap"):
             return None
@@ -270,11 +270,11 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
         # literals, parentheses and all; elsewhere an unquoted value may be code.
         line_start = buf.rfind(b"\n", 0, name_at) + 1
         tight = op == b"=" and not hit.group("gap") and not hit.group("gap2")
-        literal = flag or (tight and (_LINE_PREFIX.match(buf, line_start, name_at) is not None
-                                      or _ENV_NAME.fullmatch(buf, name_at, rest_end) is not None))
+        literal = flag or (tight and (_LINE_PREFIX().match(buf, line_start, name_at) is not None
+                                      or _ENV_NAME().fullmatch(buf, name_at, rest_end) is not None))
         ve = _unquoted_end(buf, (vs, ve), literal, before in (b"?", b"&"))
         value = buf[vs:ve]
-        if value.startswith(b"=") or _ATTRIBUTE.match(value) or (not literal and code_reference(value)):
+        if value.startswith(b"=") or _ATTRIBUTE().match(value) or (not literal and code_reference(value)):
             return None
         if bare_identifier(value):
             in_code = op in _CODE_OPS or (op == b"=" and not literal)
@@ -283,7 +283,7 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
             if named or (in_code and not (len(value) >= 8 and any(48 <= c <= 57 for c in value))):
                 return None
     value = buf[vs:ve]
-    if op in _ARGUMENTS and not (random_enough(value, 8, 2.5) and _DIGIT.search(value, 0, _KEYLIKE_DIGIT)):
+    if op in _ARGUMENTS and not (random_enough(value, 8, 2.5) and _DIGIT().search(value, 0, _KEYLIKE_DIGIT)):
         return None  # f("token", "model") is an argument list; only a key-like value there is a secret
     if not value_ok(value, strength, quoted):
         return None
@@ -304,7 +304,7 @@ def _assignment(hit: Hit, span: Span) -> Optional[Span]:
 
 def _shaped(names: tuple[str, ...], shapes: str, min_entropy: float = 2.5):
     """A check for a provider-named rule: the name contains a provider word, the value has the provider's shape."""
-    shape = re.compile(shapes.encode())
+    shape = lazy_pattern(shapes.encode())
 
     def strength(name: bytes) -> int:
         words = _words(name)
@@ -315,7 +315,7 @@ def _shaped(names: tuple[str, ...], shapes: str, min_entropy: float = 2.5):
     def value_ok(value: bytes, _strength: int, _quoted: bool) -> bool:
         from codex_cli.masking.rules.base import plausible_token
 
-        return shape.fullmatch(value) is not None and plausible_token(value, min_entropy)
+        return shape().fullmatch(value) is not None and plausible_token(value, min_entropy)
 
     def check(hit: Hit, span: Span) -> Optional[Span]:
         return _accept(hit, strength, value_ok)

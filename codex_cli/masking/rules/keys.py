@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from codex_cli.masking.rules.base import BLOCK, Anchor, HsPattern, Rule
+from codex_cli.masking.rules.base import BLOCK, Anchor, HsPattern, Rule, lazy_pattern
 
 # PEM, OpenSSH and PGP use "-----BEGIN … PRIVATE KEY-----"; SSH2 (RFC 4716) uses "---- BEGIN … ----".
 _PEM_HEADER = r"(?:-----BEGIN|---- BEGIN)[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?(?:-----| ----)"
@@ -34,6 +34,6 @@ RULES: tuple[Rule, ...] = (
 
 # A block candidate whose first bytes are not a private key header is decided after this many.
 BLOCK_HEADER_REACH = 72
-BLOCK_HEADER = re.compile(rb"(?:-----BEGIN|---- BEGIN)[ A-Z0-9]{0,40}PRIVATE KEY|PuTTY-User-Key-File-[0-9]: ")
+BLOCK_HEADER = lazy_pattern(rb"(?:-----BEGIN|---- BEGIN)[ A-Z0-9]{0,40}PRIVATE KEY|PuTTY-User-Key-File-[0-9]: ")
 # Block rules whose match ends on a fixed END line: once found, more input cannot change it.
 TERMINATED_BLOCKS = ("private-key", "putty-private-key")

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from typing import Optional
 
-from codex_cli.masking.rules.base import LINE, TOKEN, Anchor, Hit, HsPattern, Rule, Span, fixed, plausible_token
+from codex_cli.masking.rules.base import (
+    LINE,
+    TOKEN,
+    Anchor,
+    Hit,
+    HsPattern,
+    Rule,
+    Span,
+    fixed,
+    lazy_pattern,
+    plausible_token,
+)
 from codex_cli.masking.rules.values import not_a_value, provider_token_at, random_enough
 
-_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]{1,30}\Z")
+_SCHEME = lazy_pattern(rb"[A-Za-z][A-Za-z0-9+.-]{1,30}\Z")
 _PLACEHOLDER_PASSWORDS = frozenset({b"pass", b"password", b"passwd", b"pwd", b"secret", b"token", b"changeme",
                                     b"changeit", b"test", b"admin", b"root", b"guest", b"user", b"yyy"})
 
@@ -24,7 +34,7 @@ _PLACEHOLDER_PASSWORDS = frozenset({b"pass", b"password", b"passwd", b"pwd", b"s
 def _uri(hit: Hit, span: Span) -> Optional[Span]:
     """scheme://user:password@host — a real scheme before ``://``, a password that is not a placeholder."""
     buf, start = hit.buf, hit.start()
-    if _SCHEME.search(buf, max(0, start - 31), start) is None:
+    if _SCHEME().search(buf, max(0, start - 31), start) is None:
         return None
     password = buf[span[0]:span[1]]
     if password.lower() in _PLACEHOLDER_PASSWORDS or not_a_value(password) or provider_token_at(buf, span[0]):

@@ -12,7 +12,7 @@ import functools
 import re
 from typing import Optional
 
-from codex_cli.masking.rules.base import entropy
+from codex_cli.masking.rules.base import entropy, lazy_pattern
 
 NULLISH = frozenset({
     b"none", b"null", b"nil", b"undefined", b"true", b"false", b"yes", b"no", b"on", b"off", b"n/a", b"na",
@@ -23,42 +23,42 @@ NULLISH = frozenset({
     b"foobar", b"secret_key", b"access_token", b"auth_token", b"credentials", b"private_key", b"mypassword",
     b"yourpassword", b"todo", b"tbd", b"fixme",
 })
-_NUMBER = re.compile(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NUMBER = lazy_pattern(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # ${VAR} {{ var }} #{var} %(var)s %{var} $(cmd) <<: *anchor; $VAR and $1 but not a bcrypt hash ($2b$…)
 # A reference rather than a value: ${VAR} ${env:X} {{ var }} ${{ secrets.X }} #{var} %(var)s %{var} $(cmd) $VAR $1
 # %VAR% *anchor; but not a password that merely contains "${" or "{{" (a bcrypt hash $2b$… is no $VAR either).
-_TEMPLATE = re.compile(rb"\$\{[A-Za-z_][A-Za-z0-9_.:-]*\}|\$?\{\{[ \t]*[A-Za-z_][A-Za-z0-9_.:\[\]'\" |-]*\}\}|"
+_TEMPLATE = lazy_pattern(rb"\$\{[A-Za-z_][A-Za-z0-9_.:-]*\}|\$?\{\{[ \t]*[A-Za-z_][A-Za-z0-9_.:\[\]'\" |-]*\}\}|"
                        rb"^(?:#\{[^}]*\}|%\([A-Za-z_]\w*\)[sdr]|%\{[^}]*\}|\$\([^)]*\)|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9]"
                        rb"|%[A-Za-z_]+%|\*[A-Za-z].*)$")
-_REFERENCE = re.compile(
+_REFERENCE = lazy_pattern(
     rb"(?i)^(?:os\.environ|os\.getenv|getenv|process\.env|import\.meta\.env|system\.getenv|environment\.|env\.|env:|"
     rb"env\[|\$env:|config\.|settings\.|secrets\.|vars\.|inputs\.|self\.|this\.|args\.|opts\.|options\.|params\.|"
     rb"request\.|req\.|ctx\.|context\.|props\.|!vault|!ref|!sub|!getatt|!secret|!env|vault:|ssm:|arn:aws:|"
     rb"projects/[^/]+/secrets/|file:|op://|keyring:|cmd:|sops:)")
-_PLACEHOLDER = re.compile(
+_PLACEHOLDER = lazy_pattern(
     rb"(?i)x{3,}|\*{3,}|\.{3,}|#{3,}|<[^<>]*>|\[[A-Za-z0-9 _:-]*\]|your|example|sample|dummy|fake|placeholder|"
     rb"changeme|change[_-]me|change[_-]?it|replace|redacted|insert|enter[_ -]|here\b|goes[_ -]?here|not[_-]?a[_-]?real|"
     rb"notreal|^test[_-]|[_-]test$|todo|fixme|mock|^(?:my|some)[_-]?(?:secret|password|token|key)|lorem|ipsum")
-_PATH = re.compile(rb"^(?:~?/|\.{1,2}/|[A-Za-z]:\\|\\\\)|\.(?:pem|key|crt|cer|der|p12|pfx|jks|json|ya?ml|txt|env|"
+_PATH = lazy_pattern(rb"^(?:~?/|\.{1,2}/|[A-Za-z]:\\|\\\\)|\.(?:pem|key|crt|cer|der|p12|pfx|jks|json|ya?ml|txt|env|"
                    rb"ini|cfg|conf|toml|pub|gpg|asc|keystore|kdbx)$")
-_REPEATED = re.compile(rb"^(.)\1*$", re.DOTALL)
-_ALNUM = re.compile(rb"[A-Za-z0-9]")
-_PROSE_END = re.compile(rb"[?!.:]$")
-_PROSE_WORDS = re.compile(rb"(?i)\b(?:password|passwd|token|secret|key|your|enter|please|must|should|invalid|"
+_REPEATED = lazy_pattern(rb"^(.)\1*$", re.DOTALL)
+_ALNUM = lazy_pattern(rb"[A-Za-z0-9]")
+_PROSE_END = lazy_pattern(rb"[?!.:]$")
+_PROSE_WORDS = lazy_pattern(rb"(?i)\b(?:password|passwd|token|secret|key|your|enter|please|must|should|invalid|"
                           rb"incorrect|forgot|reset|required|characters)\b")
-_IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
-_DOTTED = re.compile(rb"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->)[A-Za-z_$][A-Za-z0-9_$]*)+(?:\(\))?")
-_CALL = re.compile(rb"[A-Za-z_$][A-Za-z0-9_$.]*[(\[]")
-_UUID = re.compile(rb"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_HEX = re.compile(rb"(?i)[0-9a-f]+")
+_IDENTIFIER = lazy_pattern(rb"[A-Za-z_][A-Za-z0-9_]*")
+_DOTTED = lazy_pattern(rb"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->)[A-Za-z_$][A-Za-z0-9_$]*)+(?:\(\))?")
+_CALL = lazy_pattern(rb"[A-Za-z_$][A-Za-z0-9_$.]*[(\[]")
+_UUID = lazy_pattern(rb"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX = lazy_pattern(rb"(?i)[0-9a-f]+")
 
 
 def not_a_value(value: bytes) -> bool:
     """Empty, null-ish, a number, a reference or template, a placeholder, a path, one repeated character."""
-    return (not value or value.lower() in NULLISH or _NUMBER.fullmatch(value) is not None
-            or _TEMPLATE.search(value) is not None or _REFERENCE.match(value) is not None
-            or _PLACEHOLDER.search(value) is not None or _PATH.search(value) is not None
-            or _REPEATED.match(value) is not None or _ALNUM.search(value) is None)
+    return (not value or value.lower() in NULLISH or _NUMBER().fullmatch(value) is not None
+            or _TEMPLATE().search(value) is not None or _REFERENCE().match(value) is not None
+            or _PLACEHOLDER().search(value) is not None or _PATH().search(value) is not None
+            or _REPEATED().match(value) is not None or _ALNUM().search(value) is None)
 
 
 def plain_word(value: bytes) -> bool:
@@ -70,31 +70,31 @@ def prose(value: bytes) -> bool:
     """A sentence rather than a secret: UI text such as "Forgot password?" or "Enter your token"."""
     if b" " not in value:
         return False
-    return (_PROSE_END.search(value) is not None or _PROSE_WORDS.search(value) is not None
+    return (_PROSE_END().search(value) is not None or _PROSE_WORDS().search(value) is not None
             or value.count(b" ") >= 6)
 
 
 def code_reference(value: bytes) -> bool:
     """An expression, not a literal: ``get_password()``, ``self.token``, ``cfg["key"]``, ``Optional[str]``."""
-    return (_CALL.match(value) is not None or value.startswith((b"{", b"[", b"(")) or value.endswith(b"{")
-            or _DOTTED.fullmatch(value) is not None)
+    return (_CALL().match(value) is not None or value.startswith((b"{", b"[", b"(")) or value.endswith(b"{")
+            or _DOTTED().fullmatch(value) is not None)
 
 
 def bare_identifier(value: bytes) -> bool:
     """A name such as ``user_password`` (a variable in code), as opposed to a literal."""
-    return _IDENTIFIER.fullmatch(value) is not None
+    return _IDENTIFIER().fullmatch(value) is not None
 
 
 def random_enough(value: bytes, min_length: int = 16, min_entropy: float = 3.2) -> bool:
     """Random-looking, as an unlabelled key is: long, high entropy, letters and digits, no spaces."""
     return (len(value) >= min_length and b" " not in value and entropy(value) >= min_entropy
             and any(48 <= c <= 57 for c in value) and any(65 <= c <= 90 or 97 <= c <= 122 for c in value)
-            and _UUID.fullmatch(value) is None)
+            and _UUID().fullmatch(value) is None)
 
 
 def hex_digest(value: bytes) -> bool:
     """A hex string of a common digest length (a SHA or MD5 rather than a key)."""
-    return len(value) in (32, 40, 64, 128) and _HEX.fullmatch(value) is not None
+    return len(value) in (32, 40, 64, 128) and _HEX().fullmatch(value) is not None
 
 
 @functools.cache
