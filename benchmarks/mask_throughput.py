@@ -1,14 +1,17 @@
 """Throughput of ``codex mask`` against ``cat`` and detect-secrets on one deterministic corpus.
 
-    python benchmarks/mask_throughput.py [--mb 200] [--ds-mb 1] [--runs 3] [--keep DIR]
+    python benchmarks/mask_throughput.py [--mb 200] [--ds-mb 1] [--runs 3] [--hostile-mb 10] [--keep DIR]
 
-Builds a corpus of code, prose, JSON and logs (secrets on ~0.1% of lines, look-alikes such as
-task-, ASIAN, DNA and ghost_ on ~5%) in a temp dir, then
-times, in one run: ``cat < corpus > /dev/null``, ``codex mask < corpus > /dev/null`` with each
-prefilter engine, and ``detect-secrets scan`` (a peer that only finds, never masks) on the first
-``--ds-mb`` MB, extrapolated to MB/s. detect-secrets lives in its own venv under the cache dir
-(created on first use); the tests never need it. Every process is single-threaded (1 thread);
-peak RSS is each child's ru_maxrss.
+Builds a corpus of code, prose, JSON and logs (secrets on ~0.1% of lines: provider tokens, name-keyed
+settings such as DB_PASSWORD=…, URI passwords and Authorization headers; look-alikes such as task-,
+ASIAN, DNA, ghost_, password_length = 16, max_tokens: 128, token = get_token() and ${DB_PASSWORD}
+on ~5%) in a temp dir, then times, in one run: ``cat < corpus > /dev/null``, ``codex mask < corpus >
+/dev/null`` with each prefilter engine, and ``detect-secrets scan`` (a peer that only finds, never
+masks) on the first ``--ds-mb`` MB, extrapolated to MB/s. Two hostile inputs follow (``--hostile-mb``
+MB each): nothing but ``sk-``, and nothing but ``password=`` lines (every one a secret to mask).
+detect-secrets lives in its own venv under the cache dir (created on first use); the tests never need
+it. Every process is single-threaded (1 thread); peak RSS is each child's ru_maxrss; the machine's
+load average is printed with the results.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ BAIT = [
     "{{\"tags\": [\"ask-{w}\", \"desk-{v}\"]}}", "The ASIAN markets and TASK-{n} moved {n} points.",
     "Sequence ACCAGTACGATCGATCGTACGTTAGC aligns with {w} at position {n}.",
     "    client_secret = settings.{w}_secret  # the {v} secret history",
+    "password_length = {n}", "    max_tokens: {n}", "    {w}_token = get_token(\"{v}\")", "password: ${{DB_PASSWORD}}",
+    "    \"integrity\": \"sha512-{b64}==\",", "api_key = os.environ[\"{W}_API_KEY\"]",
+    "  \"eos_token\": \"</s>\", \"pad_token\": \"<|pad|>\",", "secret_santa = true  # {w} {v}",
 ]
 TEMPLATE_WEIGHTS = (0.75, 0.20, 0.05)  # code, prose, bait
 WORDS = ["alpha", "beta", "gamma", "model", "token", "server", "client", "batch", "layer", "cache", "query", "index",
@@ -81,6 +87,8 @@ def main() -> None:
                 rows.append(row._replace(name=f"codex mask ({engine})"))
         rows.append(_detect_secrets(corpus, work, args.ds_mb))
         _print_table(rows)
+        _hostile(work, args.hostile_mb, args.runs)
+        print(f"load average during the run: {' '.join(os.getloadavg().__str__().strip('()').split(', '))}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -91,6 +99,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--mb", type=int, default=200, help="corpus size in MB (default 200)")
     parser.add_argument("--ds-mb", type=float, default=1.0, help="MB of the corpus given to detect-secrets")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per tool; the best is reported")
+    parser.add_argument("--hostile-mb", type=int, default=10, help="size of each hostile input in MB (default 10)")
     parser.add_argument("--keep", help="build the corpus in this directory and keep it")
     return parser.parse_args()
 
@@ -106,7 +115,7 @@ def build_corpus(path: Path, size: int) -> tuple[Path, int]:
             lines = rng.choices(pool, k=4000)
             for i in range(len(lines)):
                 if rng.random() < SECRET_LINE_RATE:
-                    lines[i] = f"config = {{ key: \"{make_secret(rng)}\" }}"
+                    lines[i] = make_secret_line(rng)
                     injected += 1
             block = "\n".join(lines) + "\n"
             out.write(block)
@@ -124,6 +133,23 @@ def _fill(template: str, rng: random.Random) -> str:
         b64="".join(rng.choices(string.ascii_letters + string.digits + "+/", k=64)))
 
 
+def make_secret_line(rng: random.Random) -> str:
+    """One line holding exactly one secret: a provider token in a config, or a name-keyed / structured one."""
+    def r(chars: str, k: int) -> str:
+        return "".join(rng.choices(chars, k=k))
+    alnum = string.ascii_letters + string.digits
+    password = r(alnum, 10) + rng.choice("!#%&*+-") + r(string.digits, 2)
+    kinds = [
+        lambda: f"config = {{ key: \"{make_secret(rng)}\" }}",
+        lambda: f"DB_PASSWORD={password}", lambda: f"    password: \"{password}\"",
+        lambda: f"client_secret = '{password}'", lambda: f"export API_TOKEN={r(alnum, 32)}",
+        lambda: f"DATABASE_URL=postgres://app:{password}@db:5432/app",
+        lambda: f"curl -H \"Authorization: Bearer {r(alnum, 40)}\" https://api.example.com/v1",
+        lambda: f"mysql -u admin --password={password} app",
+    ]
+    return rng.choice(kinds)()
+
+
 def make_secret(rng: random.Random) -> str:
     """One random credential in a format codex masks (the same generators as the tests use)."""
     def r(chars: str, k: int) -> str:
@@ -136,6 +162,11 @@ def make_secret(rng: random.Random) -> str:
         lambda: "xoxb-" + r(string.digits, 12) + "-" + r(string.digits, 13) + "-" + r(alnum, 24),
         lambda: "https://hooks.slack.com/services/T" + r(upper, 8) + "/B" + r(upper, 10) + "/" + r(alnum, 24),
         lambda: "eyJhbGciOiJIUzI1NiJ9." + "eyJ" + r(alnum, 40) + "." + r(alnum + "_-", 43),
+        lambda: "hf_" + r(string.ascii_letters, 34), lambda: "sk-ant-api03-" + r(alnum + "_-", 93) + "AA",
+        lambda: "sk_live_" + r(alnum, 24), lambda: "glpat-" + r(alnum + "_-", 20), lambda: "npm_" + r(alnum, 36),
+        lambda: "pypi-AgEIcHlwaS5vcmc" + r(alnum + "_-", 70), lambda: "gsk_" + r(alnum, 52),
+        lambda: "hvs." + r(alnum + "_-", 95), lambda: "dop_v1_" + r("0123456789abcdef", 64),
+        lambda: "xai-" + r(alnum, 80), lambda: "r8_" + r(alnum, 37), lambda: "shpat_" + r("0123456789abcdef", 32),
     ]
     return rng.choice(kinds)()
 
@@ -220,6 +251,28 @@ def _detect_secrets_exe() -> Path | None:
             if subprocess.run(step, check=False).returncode != 0:
                 return None
     return exe
+
+
+def _hostile(work: Path, mb: int, runs: int) -> None:
+    """Worst cases: a stream of nothing but "sk-" (an anchor at every third byte), and nothing but password=
+    lines (every line a secret to decide and mask). Target: >= 10 MB/s."""
+    size = mb * 1_000_000
+    rng = random.Random(SEED)
+    inputs = {"sk-": b"sk-" * (size // 3)}
+    lines = [f"password={''.join(rng.choices(string.ascii_letters + string.digits, k=12))}!\n".encode()
+             for _ in range(4096)]
+    inputs["password= lines"] = (b"".join(lines) * (size // sum(map(len, lines)) + 1))[:size]
+    print(f"\nhostile inputs, {mb} MB each (best of {runs}; 1 thread)")
+    print(f"{'input':<18} {'engine':<10} {'MB/s wall':>10} {'MB/s CPU':>9} {'peak RSS MB':>11}  target >= 10 MB/s")
+    for name, data in inputs.items():
+        path = work / f"hostile-{name.split()[0].strip('=-')}.txt"
+        path.write_bytes(data)
+        for engine in ("hyperscan", "python"):
+            if not _engine_available(engine):
+                continue
+            row = _best([_codex(), "mask"], path, runs, {"CODEX_MASK_ENGINE": engine})
+            verdict = "met" if row.wall >= 10 else "NOT met"
+            print(f"{name:<18} {engine:<10} {row.wall:>10.1f} {row.cpu:>9.1f} {row.rss:>11.1f}  {verdict}")
 
 
 def _print_table(rows: list[Row]) -> None:

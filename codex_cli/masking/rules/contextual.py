@@ -66,13 +66,27 @@ _FLAG_REACH = 30
 _FLAG = lazy_pattern(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 
 
-# What an accepted value starts like: never one short word of letters ("model", "int"), which the check
-# rejects anyway (plain_word), so code such as `secret: int` and {"token": "model"} is no candidate.
-_QUOTED_VALUE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`](?:[A-Za-z]{{0,11}}[^A-Za-z\"'`\\r\\n]|[A-Za-z]{{12}})")
+# What an accepted value starts like, so that values the check rejects anyway are no candidates: never
+# a short identifier ("model", "int", "get_token"), never a number (16, 0.5), never code (settings.x,
+# require(…)), never a quoted "<…>" ("</s>", "<your-password>"). Code such as `secret: int`,
+# {"token": "model"}, max_tokens: 128 and "eos_token": "</s>" then costs the fast path nothing.
+_ID = "[A-Za-z_$]"
+_NUMBERISH = "[0-9.eE+-]"
+
+
+def _quoted(q: str) -> str:
+    """A value in quote character ``q`` that the check could accept."""
+    stop = f"{q}\\r\\n"
+    return (f"{q}(?:[^A-Za-z_$0-9<{stop}]|{_ID}{{1,11}}[^A-Za-z_$0-9{stop}]|{_ID}{{1,11}}[0-9]"
+            f"|[0-9]{_NUMBERISH}{{0,255}}[^0-9.eE+\\-{stop}]|{_ID}{{12}})")
+
+
+_QUOTED_VALUE = f"{_QUOTE_PREFIX}\\\\{{0,2}}(?:" + "|".join(_quoted(q) for q in ("\"", "'", "`")) + ")"
 _QUOTED_KEYLIKE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`]"
                    f"(?:[0-9]|[^\"'`\\r\\n/][^\"'`\\r\\n]{{0,{_KEYLIKE_DIGIT - 2}}}[0-9])")
-_ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[A-Za-z]{{1,11}}[^A-Za-z\\s\"'`<\\\\.(\\[]|[^A-Za-z\\s\"'`<\\\\=]"
-              f"|[A-Za-z]{{12}})")
+_UNQUOTED_STOP = "\\s\"'`<\\\\"
+_ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[^A-Za-z_$0-9{_UNQUOTED_STOP}=]|{_ID}{{1,11}}[^A-Za-z_$0-9{_UNQUOTED_STOP}.(\\[]"
+              f"|{_ID}{{1,11}}[0-9]|[0-9]{_NUMBERISH}{{0,255}}[^0-9.eE+\\-{_UNQUOTED_STOP}]|{_ID}{{12}})")
 
 
 _KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cred", b"contrase")
@@ -110,7 +124,7 @@ _WORDS = lazy_pattern(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _DIGIT = lazy_pattern(rb"[0-9]")
 _TRAILING = frozenset(b",;)]}")
 _OPENERS = {ord(")"): b"(", ord("]"): b"[", ord("}"): b"{"}
-_ATTRIBUTE = lazy_pattern(rb"[A-Za-z]{1,11}[.(\[]")  # settings.x, require(…), env[…]: code, never a literal
+_ATTRIBUTE = lazy_pattern(rb"[A-Za-z_$]{1,11}[.(\[]")  # settings.x, get_token(…), env[…]: code, not a literal
 _ENV_NAME = lazy_pattern(rb"\$?[A-Z][A-Z0-9_]*")
 _LINE_PREFIX = lazy_pattern(rb"[ \t]*(?:(?:export|set|setenv|ENV|ARG|declare -x)[ \t]+)?\Z")
 
@@ -291,8 +305,8 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
 
 
 def _credential_value(value: bytes, strength: int, quoted: bool) -> bool:
-    if not_a_value(value) or (quoted and prose(value)) or plain_word(value):
-        return False
+    if not_a_value(value) or (quoted and (prose(value) or value.startswith(b"<"))) or plain_word(value):
+        return False  # (a quoted "<…>" is a placeholder or a special token such as "</s>")
     if strength == STRONG:
         return len(value) >= 4
     return random_enough(value)
@@ -308,7 +322,8 @@ def _shaped(names: tuple[str, ...], shapes: str, min_entropy: float = 2.5):
 
     def strength(name: bytes) -> int:
         words = _words(name)
-        if not any(n in name.decode().lower() for n in names) or (words and words[-1] in _NOT_CREDENTIAL_AFTER):
+        lowered = name.lower()
+        if not any(n.encode() in lowered for n in names) or (words and words[-1] in _NOT_CREDENTIAL_AFTER):
             return 0
         return STRONG
 

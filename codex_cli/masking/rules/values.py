@@ -23,7 +23,9 @@ NULLISH = frozenset({
     b"foobar", b"secret_key", b"access_token", b"auth_token", b"credentials", b"private_key", b"mypassword",
     b"yourpassword", b"todo", b"tbd", b"fixme",
 })
-_NUMBER = lazy_pattern(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# 16, -0.5, 1e-4 and number-like runs such as 2024-01-31
+_NUMBER = lazy_pattern(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[0-9][0-9.eE+-]*")
+_PLAIN = lazy_pattern(rb"[A-Za-z_$]{1,11}")
 # ${VAR} {{ var }} #{var} %(var)s %{var} $(cmd) <<: *anchor; $VAR and $1 but not a bcrypt hash ($2b$…)
 # A reference rather than a value: ${VAR} ${env:X} {{ var }} ${{ secrets.X }} #{var} %(var)s %{var} $(cmd) $VAR $1
 # %VAR% *anchor; but not a password that merely contains "${" or "{{" (a bcrypt hash $2b$… is no $VAR either).
@@ -62,8 +64,8 @@ def not_a_value(value: bytes) -> bool:
 
 
 def plain_word(value: bytes) -> bool:
-    """One short word of letters ("model", "Token", "postgres"): a label or a default, not a secret."""
-    return len(value) < 12 and value.isalpha()
+    """One short word or name ("model", "Token", "postgres", "get_token"): a label, a default or a variable."""
+    return _PLAIN().fullmatch(value) is not None
 
 
 def prose(value: bytes) -> bool:
