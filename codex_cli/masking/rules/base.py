@@ -165,8 +165,9 @@ def entropy(data: bytes) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
 
 
-_PLACEHOLDER = lazy_pattern(rb"(?i)x{4}|\*{3}|\.{3}|0{8}|(?:your|my)[_-]?(?:api|secret|token|key|pass)|example|"
-                          rb"placeholder|dummy|redacted|changeme|change[_-]me|insert[_-]?your|replace[_-]?me")
+# (xxxx in one case only: a random token holds "xXxX" now and then, a placeholder does not)
+_PLACEHOLDER = lazy_pattern(rb"xxxx|XXXX|(?i:\*{3}|\.{3}|0{8}|(?:your|my)[_-]?(?:api|secret|token|key|pass)|example|"
+                          rb"placeholder|dummy|redacted|changeme|change[_-]me|insert[_-]?your|replace[_-]?me)")
 
 
 def plausible_token(body: bytes, min_entropy: float = 2.0) -> bool:

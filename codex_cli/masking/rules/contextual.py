@@ -70,14 +70,14 @@ _FLAG = lazy_pattern(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 # a short identifier ("model", "int", "get_token"), never a number (16, 0.5), never code (settings.x,
 # require(…)), never a quoted "<…>" ("</s>", "<your-password>"). Code such as `secret: int`,
 # {"token": "model"}, max_tokens: 128 and "eos_token": "</s>" then costs the fast path nothing.
-_ID = "[A-Za-z_$]"
+_ID = "[A-Za-z_]"
 _NUMBERISH = "[0-9.eE+-]"
 
 
 def _quoted(q: str) -> str:
-    """A value in quote character ``q`` that the check could accept."""
+    """A value in quote character ``q`` that the check could accept (never "${…")."""
     stop = f"{q}\\r\\n"
-    return (f"{q}(?:[^A-Za-z_$0-9<{stop}]|{_ID}{{1,11}}[^A-Za-z_$0-9{stop}]|{_ID}{{1,11}}[0-9]"
+    return (f"{q}(?:[^A-Za-z_$0-9<{stop}]|\\$[^{{{stop}]|{_ID}{{1,11}}[^A-Za-z_0-9{stop}]|{_ID}{{1,11}}[0-9]"
             f"|[0-9]{_NUMBERISH}{{0,255}}[^0-9.eE+\\-{stop}]|{_ID}{{12}})")
 
 
@@ -85,8 +85,9 @@ _QUOTED_VALUE = f"{_QUOTE_PREFIX}\\\\{{0,2}}(?:" + "|".join(_quoted(q) for q in 
 _QUOTED_KEYLIKE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`]"
                    f"(?:[0-9]|[^\"'`\\r\\n/][^\"'`\\r\\n]{{0,{_KEYLIKE_DIGIT - 2}}}[0-9])")
 _UNQUOTED_STOP = "\\s\"'`<\\\\"
-_ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[^A-Za-z_$0-9{_UNQUOTED_STOP}=]|{_ID}{{1,11}}[^A-Za-z_$0-9{_UNQUOTED_STOP}.(\\[]"
-              f"|{_ID}{{1,11}}[0-9]|[0-9]{_NUMBERISH}{{0,255}}[^0-9.eE+\\-{_UNQUOTED_STOP}]|{_ID}{{12}})")
+_ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[^A-Za-z_$0-9{_UNQUOTED_STOP}=]|\\$[^{{{_UNQUOTED_STOP}]"
+              f"|{_ID}{{1,11}}[^A-Za-z_0-9{_UNQUOTED_STOP}.(\\[]|{_ID}{{1,11}}[0-9]"
+              f"|[0-9]{_NUMBERISH}{{0,255}}[^0-9.eE+\\-{_UNQUOTED_STOP}]|{_ID}{{12}})")
 
 
 _KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cred", b"contrase")
@@ -124,7 +125,7 @@ _WORDS = lazy_pattern(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _DIGIT = lazy_pattern(rb"[0-9]")
 _TRAILING = frozenset(b",;)]}")
 _OPENERS = {ord(")"): b"(", ord("]"): b"[", ord("}"): b"{"}
-_ATTRIBUTE = lazy_pattern(rb"[A-Za-z_$]{1,11}[.(\[]")  # settings.x, get_token(…), env[…]: code, not a literal
+_ATTRIBUTE = lazy_pattern(rb"[A-Za-z_]{1,11}[.(\[]")  # settings.x, get_token(…), env[…]: code, not a literal
 _ENV_NAME = lazy_pattern(rb"\$?[A-Z][A-Z0-9_]*")
 _LINE_PREFIX = lazy_pattern(rb"[ \t]*(?:(?:export|set|setenv|ENV|ARG|declare -x)[ \t]+)?\Z")
 
@@ -292,9 +293,11 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
             return None
         if bare_identifier(value):
             in_code = op in _CODE_OPS or (op == b"=" and not literal)
-            named = any(w in ("password", "passwd", "pass", "pwd", "token", "secret", "key", "auth", "credentials")
-                        for w in _words(value))
-            if named or (in_code and not (len(value) >= 8 and any(48 <= c <= 57 for c in value))):
+            has_digit = _DIGIT().search(value) is not None
+            # {password: userPassword} names a variable; a random key may hold "Pwd" or "Key" by chance, with digits
+            named = not has_digit and any(w in ("password", "passwd", "pass", "pwd", "token", "secret", "key", "auth",
+                                                "credentials") for w in _words(value))
+            if named or (in_code and not (len(value) >= 8 and has_digit)):
                 return None
     value = buf[vs:ve]
     if op in _ARGUMENTS and not (random_enough(value, 8, 2.5) and _DIGIT().search(value, 0, _KEYLIKE_DIGIT)):

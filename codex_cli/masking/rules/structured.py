@@ -96,8 +96,9 @@ RULES: tuple[Rule, ...] = (
          r"://(?P<user>[^\s:/?#@\"'<>\[\]]{0,128}):", (Anchor(b"://", kind=TOKEN),),
          "the password in scheme://user:password@host (postgres, mysql, mongodb(+srv), redis(s), amqp(s), https "
          "basic auth, …): the rest of the URI stays",
-         secret=r"[^\s/?#\"'<>]{1,256}(?=@[A-Za-z0-9\[_.-])",
-         hs=(HsPattern(b"://[^\\s:/?#@\"'<>\\[\\]]{0,128}:[^\\s/?#\"'<>]{1,256}@", b"://", expand=True),),
+         # (a raw # or ? in a password is not valid in a URI, but people write them, so they stay in the secret)
+         secret=r"[^\s/\"'<>]{1,256}(?=@[A-Za-z0-9\[_.-])",
+         hs=(HsPattern(b"://[^\\s:/?#@\"'<>\\[\\]]{0,128}:[^\\s/\"'<>]{1,256}@", b"://", expand=True),),
          check=_uri),
     Rule("curl-user-password", "basic-auth",
          r"(?<![A-Za-z0-9_-])(?:-u|--user)(?:=|[ \t]{1,5})(?P<q>[\"']?)"

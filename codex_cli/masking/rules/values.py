@@ -25,22 +25,34 @@ NULLISH = frozenset({
 })
 # 16, -0.5, 1e-4 and number-like runs such as 2024-01-31
 _NUMBER = lazy_pattern(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[0-9][0-9.eE+-]*")
-_PLAIN = lazy_pattern(rb"[A-Za-z_$]{1,11}")
+_PLAIN = lazy_pattern(rb"[A-Za-z_]{1,11}")
 # ${VAR} {{ var }} #{var} %(var)s %{var} $(cmd) <<: *anchor; $VAR and $1 but not a bcrypt hash ($2b$…)
 # A reference rather than a value: ${VAR} ${env:X} {{ var }} ${{ secrets.X }} #{var} %(var)s %{var} $(cmd) $VAR $1
 # %VAR% *anchor; but not a password that merely contains "${" or "{{" (a bcrypt hash $2b$… is no $VAR either).
 _TEMPLATE = lazy_pattern(rb"\$\{[A-Za-z_][A-Za-z0-9_.:-]*\}|\$?\{\{[ \t]*[A-Za-z_][A-Za-z0-9_.:\[\]'\" |-]*\}\}|"
-                       rb"^(?:#\{[^}]*\}|%\([A-Za-z_]\w*\)[sdr]|%\{[^}]*\}|\$\([^)]*\)|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9]"
+                       rb"^\$\{|^(?:#\{[^}]*\}|%\([A-Za-z_]\w*\)[sdr]|%\{[^}]*\}|\$\([^)]*\)|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9]"
                        rb"|%[A-Za-z_]+%|\*[A-Za-z].*)$")
 _REFERENCE = lazy_pattern(
     rb"(?i)^(?:os\.environ|os\.getenv|getenv|process\.env|import\.meta\.env|system\.getenv|environment\.|env\.|env:|"
     rb"env\[|\$env:|config\.|settings\.|secrets\.|vars\.|inputs\.|self\.|this\.|args\.|opts\.|options\.|params\.|"
     rb"request\.|req\.|ctx\.|context\.|props\.|!vault|!ref|!sub|!getatt|!secret|!env|vault:|ssm:|arn:aws:|"
     rb"projects/[^/]+/secrets/|file:|op://|keyring:|cmd:|sops:)")
-_PLACEHOLDER = lazy_pattern(
-    rb"(?i)x{3,}|\*{3,}|\.{3,}|#{3,}|<[^<>]*>|\[[A-Za-z0-9 _:-]*\]|your|example|sample|dummy|fake|placeholder|"
-    rb"changeme|change[_-]me|change[_-]?it|replace|redacted|insert|enter[_ -]|here\b|goes[_ -]?here|not[_-]?a[_-]?real|"
-    rb"notreal|^test[_-]|[_-]test$|todo|fixme|mock|^(?:my|some)[_-]?(?:secret|password|token|key)|lorem|ipsum")
+# Placeholder words count only as whole words in one of their usual casings (your_api_key, YOUR_API_KEY,
+# <YourToken>, changeme, xxxx): a random key holds "toDo" or "xXx" now and then, and must still be masked.
+_PLACEHOLDER_WORDS = (b"your", b"example", b"sample", b"dummy", b"fake", b"placeholder", b"changeme",
+                      b"changeit", b"replace", b"replaceme", b"redacted", b"insert", b"enter", b"here", b"notreal",
+                      b"todo", b"fixme", b"mock", b"lorem", b"ipsum", b"test")
+
+
+def _placeholder_pattern() -> bytes:
+    lower = b"|".join(_PLACEHOLDER_WORDS)
+    upper = b"|".join(w.upper() for w in _PLACEHOLDER_WORDS)
+    title = b"|".join(w.capitalize() for w in _PLACEHOLDER_WORDS)
+    return (rb"(?<![A-Za-z])(?:(?:" + lower + rb"|" + title + rb")(?![a-z])|(?:" + upper + rb")(?![A-Z]))"
+            rb"|xxxx|XXXX|\*{3,}|\.{3,}|#{3,}|<[^<>]*>|\[[A-Za-z0-9 _:-]*\]|not[_-]?a[_-]?real")
+
+
+_PLACEHOLDER = lazy_pattern(_placeholder_pattern())
 _PATH = lazy_pattern(rb"^(?:~?/|\.{1,2}/|[A-Za-z]:\\|\\\\)|\.(?:pem|key|crt|cer|der|p12|pfx|jks|json|ya?ml|txt|env|"
                    rb"ini|cfg|conf|toml|pub|gpg|asc|keystore|kdbx)$")
 _REPEATED = lazy_pattern(rb"^(.)\1*$", re.DOTALL)
