@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 import string
 
@@ -104,7 +105,7 @@ NEGATIVES = [
 # Provider tokens: one sampled from each prefix rule's own pattern, in an assignment whose name says
 # nothing; glued to a word, cut short, or a placeholder, the same prefix is left alone.
 _PREFIX_RULES = [r for r in providers.RULES if r.hs and all(p.regex.startswith(b"[^") for p in r.hs)
-                 and r.id not in ("google-api-key",)]
+                 and r.id not in ("google-api-key", "jwt-base64")]
 _TOKENS = {r.id: sample(r.regex, random.Random(r.id)) for r in _PREFIX_RULES}
 POSITIVES += [(rid, f"export SOME_VALUE={tok}\n", f"export SOME_VALUE={S}\n") for rid, tok in _TOKENS.items()]
 POSITIVES += [(rid, f'cfg = {{"x": "{tok}"}}', f'cfg = {{"x": "{S}"}}') for rid, tok in _TOKENS.items()]
@@ -211,6 +212,8 @@ NEGATIVES += [
     ("aws-named-secret-key", "aws_region = us-east-1; AWS_KEY_ID_LENGTH = 20"),
     ("credential-assignment", "password_length = 16; max_tokens: 128; token_count = 1234; secret_santa = true"),
 ]
+POSITIVES += [("jwt-base64", f"auth: {base64.b64encode(JWT.encode()).decode()}\n", f"auth: {S}\n")]
+NEGATIVES += [("jwt-base64", f"blob: ZXlK{base64.b64encode(b'not a token, just text that is long enough').decode()}")]
 NAME_KEYED = [  # (text, expected): the credential-assignment rule across formats
     ("DB_PASSWORD=hunter22\n", f"DB_PASSWORD={S}\n"),
     ("export VAULT_PASS='p4ss word'\n", f"export VAULT_PASS='{S}'\n"),

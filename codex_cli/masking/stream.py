@@ -17,7 +17,7 @@ from typing import Callable, Optional
 from codex_cli.masking.custom import Policy
 from codex_cli.masking.engine import Engine, Verdict, engine
 from codex_cli.masking.prefilter import Finder, cached_python_finder, default_finder, engine_choice
-from codex_cli.masking.rules import ALLOW_MARKER, ALLOW_REACH, LINE, REACH, TOKEN
+from codex_cli.masking.rules import ALLOW_MARKER, ALLOW_REACH, LINE, LINES, REACH, TOKEN
 
 DEFAULT_REPLACEMENT = "[SECRET]"
 SMALL_INPUT = 64 * 1024  # bytes scanned by the pure-Python finder before the default finder takes over
@@ -193,6 +193,9 @@ class ByteMasker:
                 decided = WHITESPACE.search(buf, c) is not None
             elif kind == LINE:
                 decided = buf.find(b"\n", c) >= 0
+            elif kind == LINES:
+                newline = buf.find(b"\n", c)
+                decided = newline >= 0 and buf.find(b"\n", newline + 1) >= 0
             else:
                 decided = self._engine.block_decided(buf, c, match)
             if not decided:

@@ -13,6 +13,7 @@ from codex_cli.masking.rules.base import (
     ALLOW_REACH,
     BLOCK,
     LINE,
+    LINES,
     LOOKBEHIND,
     REACH,
     TOKEN,
@@ -24,5 +25,5 @@ from codex_cli.masking.rules.base import (
 
 RULES: tuple[Rule, ...] = keys.RULES + providers.RULES + structured.RULES + contextual.RULES
 
-__all__ = ["ALLOW_MARKER", "ALLOW_REACH", "BLOCK", "LINE", "LOOKBEHIND", "REACH", "RULES", "TOKEN", "Anchor", "Hit",
-           "HsPattern", "Rule"]
+__all__ = ["ALLOW_MARKER", "ALLOW_REACH", "BLOCK", "LINE", "LINES", "LOOKBEHIND", "REACH", "RULES", "TOKEN", "Anchor",
+           "Hit", "HsPattern", "Rule"]

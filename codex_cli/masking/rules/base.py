@@ -30,9 +30,9 @@ ALLOW_MARKER = b"codex: allow"
 LOOKBEHIND = 256
 
 # When a candidate near the end of a stream is decided (see stream.py): a token rule once
-# whitespace follows, a line rule once a newline follows, a block rule only on its END line
-# (and any of them once the stream holds its longest possible match after it).
-TOKEN, LINE, BLOCK = 0, 1, 2
+# whitespace follows, a line rule once a newline follows, a two-line rule once two do, a block rule
+# only on its END line (and any of them once the stream holds its longest possible match after it).
+TOKEN, LINE, LINES, BLOCK = 0, 1, 2, 3
 
 TOKEN_CHARS = r"A-Za-z0-9_\-"
 
@@ -170,12 +170,16 @@ _PLACEHOLDER = lazy_pattern(rb"xxxx|XXXX|(?i:\*{3}|\.{3}|0{8}|(?:your|my)[_-]?(?
                           rb"placeholder|dummy|redacted|changeme|change[_-]me|insert[_-]?your|replace[_-]?me)")
 
 
-def plausible_token(body: bytes, min_entropy: float = 2.0) -> bool:
-    """Random enough to be a real token: not a placeholder (``xxxx``, ``***``), not one character repeated."""
-    return entropy(body) >= min_entropy and _PLACEHOLDER().search(body) is None
+_FILLER = lazy_pattern(rb"xxxx|XXXX|\*{3}|\.{3}")
 
 
-def token_check(prefixes: tuple[str, ...] = (), min_entropy: float = 2.0) -> Check:
+def plausible_token(body: bytes, min_entropy: float = 2.0, words: bool = True) -> bool:
+    """Random enough to be a real token: not a placeholder (``xxxx``, ``***``, with ``words`` also ``example``,
+    ``your_key``), not one character repeated."""
+    return entropy(body) >= min_entropy and (_PLACEHOLDER() if words else _FILLER()).search(body) is None
+
+
+def token_check(prefixes: tuple[str, ...] = (), min_entropy: float = 2.0, words: bool = True) -> Check:
     """Veto placeholder tokens: the masked span, less whichever of ``prefixes`` starts it, must look random."""
     encoded = sorted((p.encode() for p in prefixes), key=len, reverse=True)
 
@@ -185,6 +189,6 @@ def token_check(prefixes: tuple[str, ...] = (), min_entropy: float = 2.0) -> Che
             if body.startswith(prefix):
                 body = body[len(prefix):]
                 break
-        return span if plausible_token(body, min_entropy) else None
+        return span if plausible_token(body, min_entropy, words) else None
 
     return check

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from codex_cli.masking.rules.base import LINE, Anchor, Hit, HsPattern, Rule, Span, lazy_pattern
+from codex_cli.masking.rules.base import LINES, Anchor, Hit, HsPattern, Rule, Span, entropy, lazy_pattern
 from codex_cli.masking.rules.values import (
     bare_identifier,
     code_reference,
@@ -54,14 +54,19 @@ _SP = r"[ \t]{0,8}"
 _QUOTE_PREFIX = r"(?:@|[rRbBuUfF]{1,2})?"
 # The rest of the name is matched atomically (a lookahead captures it, a back-reference consumes it), so a
 # keyword inside a long word fails at once instead of backtracking through every shorter split.
+# A type may sit between a name and its "=" (Go `var token string = "…"`, Python `token: str = "…"`, Kotlin
+# and TypeScript `token: String = "…"`); after an XML tag the value may start on the next line.
+_TYPE = r"(?P<type>(?:[ \t]{1,4}|[ \t]{0,4}:[ \t]{0,4})[A-Za-z_][A-Za-z0-9_.\[\]|?]{0,40}(?=[ \t]{0,8}:?=[^=]))?"
+_NEXT_LINE = r"(?:\r?\n[ \t]{0,16})?"
+_VALUE_MAX = 4096
 _TAIL = (f"(?=(?P<rest>{_REST}))(?P=rest)(?P<nq>\\\\{{0,2}}[\"'`])?"
-         f"(?P<br>\\]?(?:\\[[^\\]\\r\\n]{{0,16}}\\])?)(?P<gap>{_SP})"
-         f"(?:(?P<op>{_OP})(?P<gap2>{_SP}))?"
-         r"(?:" + _QUOTE_PREFIX + r"(?:\\(?P<eq>[\"'])(?P<secret>(?:(?!\\(?P=eq))[^\r\n]){1,256}?)\\(?P=eq)"
-         r"|\"(?P<secret2>(?:[^\"\\\r\n]|\\[^\r\n]){1,256})\""
-         r"|'(?P<secret3>(?:[^'\\\r\n]|\\[^\r\n]){1,256})'"
-         r"|`(?P<secret4>[^`\r\n]{1,256})`)"
-         r"|(?P<secret5>[^\s\"'`<\\]{1,256}))")
+         f"(?P<br>\\]?(?:\\[[^\\]\\r\\n]{{0,16}}\\])?){_TYPE}(?P<gap>{_SP})"
+         f"(?:(?P<op>{_OP})(?P<gap2>{_SP}{_NEXT_LINE}))?"
+         r"(?:" + _QUOTE_PREFIX + r"(?:\\(?P<eq>[\"'])(?P<secret>(?:(?!\\(?P=eq))[^\r\n]){1,%d}?)\\(?P=eq)"
+         r"|\"(?P<secret2>(?:[^\"\\\r\n]|\\[^\r\n]){1,%d})\""
+         r"|'(?P<secret3>(?:[^'\\\r\n]|\\[^\r\n]){1,%d})'"
+         r"|`(?P<secret4>[^`\r\n]{1,%d})`)"
+         r"|(?P<secret5>[^\s\"'`<\\]{1,%d}))") % ((_VALUE_MAX,) * 5)
 _FLAG_REACH = 30
 _FLAG = lazy_pattern(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 
@@ -90,6 +95,7 @@ _ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[^A-Za-z_$0-9{_UNQUOTED_STOP}=]|\\$[^{{{_UNQU
               f"|[0-9]{_NUMBERISH}{{0,255}}[^0-9.eE+\\-{_UNQUOTED_STOP}]|{_ID}{{12}})")
 
 
+_TYPE_HS = r"(?:(?:[ \t]{1,4}|[ \t]{0,4}:[ \t]{0,4})[A-Za-z_][A-Za-z0-9_.\[\]|?]{0,40})?"
 _KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cred", b"contrase")
 _PROVIDER_NAMES = (b"aws", b"cloudflare", b"cf_api", b"cf_token", b"discord", b"heroku", b"mailgun", b"atlassian",
                    b"jira", b"confluence", b"linear", b"twilio", b"datadog", b"dd_api", b"dd_app", b"okta", b"algolia",
@@ -103,19 +109,20 @@ def _alternation(words: tuple[bytes, ...]) -> bytes:
 # One prefilter regex for the generic keywords, which ordinary code and prose use often: every accepted match
 # contains it, an operator and a value (or a quoted value) after the name; and one for --flags. Provider names
 # (cloudflare, discord, …) are rare in text, so their bare literal is prefilter enough (and cheaper to scan).
+# (A --flag's value after a space is covered by the last branch: a whitespace-separated value; the check
+# asks for the "--" itself. Matching "--" here would make Hyperscan verify every keyword backwards, at half
+# the speed.)
 _ASSIGNED = _alternation(_KEYWORDS) + (
-    f"{_REST}{_NAME_END}(?:{_SP}(?:{_OP_ANY}){_SP}{_ANY_VALUE}|{_SP}(?:{_OP_COMPARE}){_SP}{_QUOTED_VALUE}"
-    f"|{_SP}(?:{_OP_ARGUMENT}){_SP}{_QUOTED_KEYLIKE}|[ \\t]{{1,8}}{_QUOTED_VALUE})").encode()
-_FLAGGED = (b"--[A-Za-z0-9_.-]{0,%d}" % _FLAG_REACH + _alternation(_KEYWORDS) + _REST.encode() + b"[ \\t]{1,8}"
-            + _ANY_VALUE.encode())
+    f"{_REST}{_NAME_END}{_TYPE_HS}(?:{_SP}(?:{_OP_ANY}){_SP}{_NEXT_LINE}{_ANY_VALUE}"
+    f"|{_SP}(?:{_OP_COMPARE}){_SP}{_QUOTED_VALUE}"
+    f"|{_SP}(?:{_OP_ARGUMENT}){_SP}{_QUOTED_KEYLIKE}|[ \\t]{{1,8}}{_ANY_VALUE})").encode()
 
 
 def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, check, generic: bool) -> Rule:
     assert all(k in (_KEYWORDS if generic else _PROVIDER_NAMES) for k in keywords)
     alternatives = "|".join(re.escape(k.decode()) for k in keywords)
-    anchors = tuple(Anchor(k, kind=LINE, caseless=True) for k in keywords)
-    hs = tuple(HsPattern(regex, k, caseless=True, expand=True) for k in keywords for regex in (_ASSIGNED, _FLAGGED)) \
-        if generic else ()
+    anchors = tuple(Anchor(k, kind=LINES, caseless=True) for k in keywords)  # a value may be on the next line
+    hs = tuple(HsPattern(_ASSIGNED, k, caseless=True, expand=True) for k in keywords) if generic else ()
     return Rule(id, family, f"(?i:{alternatives})" + _TAIL, anchors, description, hs=hs, check=check)
 
 
@@ -123,6 +130,7 @@ def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, c
 _NAME_BEFORE = lazy_pattern(rb"[A-Za-z0-9_.$@\x80-\xff-]*\Z")  # the part of a name before its keyword
 _WORDS = lazy_pattern(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _DIGIT = lazy_pattern(rb"[0-9]")
+_LETTER = lazy_pattern(rb"[A-Za-z]")
 _TRAILING = frozenset(b",;)]}")
 _OPENERS = {ord(")"): b"(", ord("]"): b"[", ord("}"): b"{"}
 _ATTRIBUTE = lazy_pattern(rb"[A-Za-z_]{1,11}[.(\[]")  # settings.x, get_token(…), env[…]: code, not a literal
@@ -183,6 +191,7 @@ _NOT_CREDENTIAL_AFTER = frozenset({
     "policy", "rotation", "rotate", "store", "vault", "keyring", "pair", "ring", "board", "code", "frame", "word",
     "press", "pressed", "up", "down", "left", "right", "stroke", "strokes", "binding", "bindings", "event",
     "events", "listener", "id", "alias", "storetype", "length", "counter", "strategy", "class", "service",
+    "hash", "hashes", "checksum", "digest", "fingerprint", "thumbprint",
 })
 
 
@@ -256,7 +265,13 @@ def _unquoted_end(buf: bytes, span: Span, literal: bool, query: bool) -> int:
     return end
 
 
-def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
+def _keylike(value: bytes) -> bool:
+    """An argument value that is a key: 8+ characters, letters and digits (one among the first 24), varied."""
+    return (len(value) >= 8 and b" " not in value and entropy(value) >= 2.5 and _LETTER().search(value) is not None
+            and _DIGIT().search(value, 0, _KEYLIKE_DIGIT) is not None)
+
+
+def _accept(hit: Hit, strength_of, value_ok, argument_ok=_keylike) -> Optional[Span]:
     buf, start = hit.buf, hit.start()
     name_at = _name_start(buf, start)
     rest_end = hit.span("rest")[1]
@@ -280,6 +295,8 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
         return None
     elif op == b">" and before != b"<":
         return None
+    if op != b">" and b"\n" in (hit.group("gap2") or b""):
+        return None  # only an XML element's value may start on the next line
     if not quoted:
         # NAME=value at a line's start or with an upper-case name (.env, shell), and --flag values, are
         # literals, parentheses and all; elsewhere an unquoted value may be code.
@@ -300,7 +317,7 @@ def _accept(hit: Hit, strength_of, value_ok) -> Optional[Span]:
             if named or (in_code and not (len(value) >= 8 and has_digit)):
                 return None
     value = buf[vs:ve]
-    if op in _ARGUMENTS and not (random_enough(value, 8, 2.5) and _DIGIT().search(value, 0, _KEYLIKE_DIGIT)):
+    if op in _ARGUMENTS and not (argument_ok is None or argument_ok(value)):
         return None  # f("token", "model") is an argument list; only a key-like value there is a secret
     if not value_ok(value, strength, quoted):
         return None
@@ -336,7 +353,7 @@ def _shaped(names: tuple[str, ...], shapes: str, min_entropy: float = 2.5):
         return shape().fullmatch(value) is not None and plausible_token(value, min_entropy)
 
     def check(hit: Hit, span: Span) -> Optional[Span]:
-        return _accept(hit, strength, value_ok)
+        return _accept(hit, strength, value_ok, argument_ok=None)  # the provider's shape decides
 
     return check
 

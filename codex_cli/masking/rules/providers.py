@@ -19,6 +19,7 @@ from codex_cli.masking.rules.base import (
     Rule,
     Span,
     fixed,
+    lazy_pattern,
     token_check,
     token_rule,
 )
@@ -47,6 +48,21 @@ def _telegram(hit: Hit, span: Span) -> Optional[Span]:
     return _CHECK(hit, span)
 
 
+def _encoded_jwt(hit: Hit, span: Span) -> Optional[Span]:
+    """ZXlK… decodes to a JSON Web Token (eyJ….eyJ…)."""
+    import base64
+    import binascii
+
+    body = hit.buf[span[0]:span[1]]
+    try:
+        decoded = base64.b64decode(body + b"=" * (-len(body) % 4), altchars=b"-_" if b"-" in body or b"_" in body
+                                   else None)
+    except (binascii.Error, ValueError):
+        return None
+    return span if _JWT_SHAPE().match(decoded) is not None else None
+
+
+_JWT_SHAPE = lazy_pattern(rb"eyJ[A-Za-z0-9_-]{8,}={0,2}\.[A-Za-z0-9_-]")
 _OPENAI = (r"(?<![A-Za-z0-9])sk-(?=[%s]{0,100}[0-9])(?=[%s]{0,100}[A-Z])[%s]{20,512}"
            % ((TOKEN_CHARS,) * 3))
 
@@ -79,7 +95,12 @@ RULES: tuple[Rule, ...] = (
          "AWS access key ID (AKIA/ASIA/ABIA/ACCA/A3T…), 16-24 characters after the prefix",
          hs=(*(HsPattern(_NOT_ALNUM + p + b"[A-Z0-9]{0,23}[BDEFHIJKLMOPQRSVWXYZ0-9]", p, expand=True)
                for p in (b"AKIA", b"ASIA", b"ABIA", b"ACCA")),
-             HsPattern(_NOT_ALNUM + b"A3T[A-Z0-9]{0,24}[BDEFHIJKLMOPQRSVWXYZ0-9]", b"A3T", expand=True))),
+             HsPattern(_NOT_ALNUM + b"A3T[A-Z0-9]{0,24}[BDEFHIJKLMOPQRSVWXYZ0-9]", b"A3T", expand=True)),
+         # AKIAXXXXXXXXXXXXXXXX is a placeholder; AWS's own AKIA…EXAMPLE keys are masked like real ones
+         check=token_check(("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), min_entropy=1.0, words=False)),
+    _t("aws-bedrock-api-key", "aws", ("ABSKQmVkcm9ja0FQSUtleS", "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t"),
+       r"[A-Za-z0-9+/%=_-]{20,4096}", "Amazon Bedrock API keys (long-lived ABSK…, short-lived bedrock-api-key-…)",
+       before="A-Za-z0-9+/_-", after="A-Za-z0-9+/%=_-", check=token_check(min_entropy=1.0, words=False)),
     Rule("aws-secret-access-key", "aws",
          r"(?i:aws[_-]?secret[_-]?(?:access[_-]?)?key|secret[_-]?access[_-]?key)"
          r"[\"']?[ \t]{0,16}(?:=>|:=|[:=])[ \t]{0,16}[\"']?",
@@ -88,7 +109,8 @@ RULES: tuple[Rule, ...] = (
          secret=r"[A-Za-z0-9/+]{16,128}={0,2}",
          hs=(HsPattern(b"secret[_-]?(?:access[_-]?)?key", b"secret", caseless=True, expand=True),)),
     Rule("google-api-key", "google", r"(?<![A-Za-z0-9_-])AIza[%s]{30,100}" % TOKEN_CHARS, (Anchor(b"AIza"),),
-         "Google API key (AIza…)", hs=(fixed(b"[^A-Za-z0-9_-]AIza[A-Za-z0-9_-]{30}", b"AIza", 30),)),
+         "Google API key (AIza…)", hs=(fixed(b"[^A-Za-z0-9_-]AIza[A-Za-z0-9_-]{30}", b"AIza", 30),),
+         check=token_check(("AIza",))),
     Rule("gcp-service-account-key", "google",
          r"[\"']private_key[\"'][ \t]{0,16}[:=][ \t]{0,16}[\"']", (Anchor(b"private_key", offsets=(1,), kind=LINE),),
          "the private_key value of a GCP service-account JSON",
@@ -146,10 +168,12 @@ RULES: tuple[Rule, ...] = (
          tuple(Anchor(p) for p in (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_")),
          "GitHub tokens: ghp_, gho_, ghu_, ghs_, ghr_",
          hs=tuple(fixed(b"[^A-Za-z0-9_]" + p + b"[A-Za-z0-9]{20}", p, 20)
-                  for p in (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"))),
+                  for p in (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_")),
+         check=token_check(("ghp_", "gho_", "ghu_", "ghs_", "ghr_"))),
     Rule("github-fine-grained-pat", "github", r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{20,255}",
          (Anchor(b"github_pat_"),), "GitHub fine-grained personal access token (github_pat_…)",
-         hs=(fixed(b"[^A-Za-z0-9_]github_pat_[A-Za-z0-9_]{20}", b"github_pat_", 20),)),
+         hs=(fixed(b"[^A-Za-z0-9_]github_pat_[A-Za-z0-9_]{20}", b"github_pat_", 20),),
+         check=token_check(("github_pat_",))),
     _t("gitlab-token", "gitlab",
        ("glpat-", "gldt-", "glptt-", "glrt-", "glcbt-", "glffct-", "glft-", "glimt-", "glagent-", "gloas-",
         "glsoat-"), r"[A-Za-z0-9_-]{20,300}(?:\.[0-9a-z]{9})?",
@@ -239,6 +263,9 @@ RULES: tuple[Rule, ...] = (
     _t("sentry-token", "sentry", ("sntrys_", "sntryu_"), r"[A-Za-z0-9_=+/-]{40,400}",
        "Sentry organization (sntrys_) and user (sntryu_) tokens", after="A-Za-z0-9_=+/-"),
     _t("age-secret-key", "age", "AGE-SECRET-KEY-1", r"[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", "age secret key"),
+    Rule("jwt-base64", "jwt", r"(?<![A-Za-z0-9+/_-])ZXlK[A-Za-z0-9+/_-]{40,8192}={0,2}(?![A-Za-z0-9+/=_-])",
+         (Anchor(b"ZXlK"),), "a base64-encoded JSON Web Token (ZXlK…, the encoding of eyJ…)",
+         hs=(fixed(b"[^A-Za-z0-9+/_-]ZXlK[A-Za-z0-9+/_-]{40}", b"ZXlK", 40),), check=_encoded_jwt),
     Rule("jwt", "jwt",
          r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,4096}={0,2}(?:\.[A-Za-z0-9_-]{0,16384}={0,2}){2,4}",
          (Anchor(b"eyJ"),), "JSON Web Token (JWS, or JWE with five parts)",
