@@ -42,8 +42,8 @@ def _secret_like(value: str) -> bool:
 
 
 _rng = random.Random(1234)
-PROVIDER_SAMPLES = [sample(r.regex, _rng) for r in providers.RULES
-                    if r.hs and all(p.regex.startswith(b"[^") for p in r.hs) for _ in range(2)]
+PROVIDER_SAMPLES = [sample(r.regex, _rng) for r in providers.RULES  # (a random ZXlK… does not decode to a JWT)
+                    if r.hs and all(p.regex.startswith(b"[^") for p in r.hs) and r.id != "jwt-base64" for _ in range(2)]
 
 # (context, secret): the context stays, the secret must be masked (a closing quote after it stays too).
 SECRETS = st.one_of(
