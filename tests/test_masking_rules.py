@@ -212,6 +212,15 @@ NEGATIVES += [
     ("aws-named-secret-key", "aws_region = us-east-1; AWS_KEY_ID_LENGTH = 20"),
     ("credential-assignment", "password_length = 16; max_tokens: 128; token_count = 1234; secret_santa = true"),
 ]
+POSITIVES += [
+    ("credential-comparison", 'if ("Tr0ub4dor&3" == user_password) {', f'if ("{S}" == user_password) {{'),
+    ("discord-bot-token", "bot.run('MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs')", f"bot.run('{S}')"),
+    ("aws-bedrock-api-key", "key = ABSKQmVkcm9ja0FQSUtleS1" + rand(ALNUM + "+/", 120), f"key = {S}"),
+]
+NEGATIVES += [
+    ("credential-comparison", 'if ("admin" == username) { if ("x" == password_length) {'),
+    ("discord-bot-token", "see docs.discord.com/developers/docs/topics/oauth2.html#bot-vs-user-accounts"),
+]
 POSITIVES += [("jwt-base64", f"auth: {base64.b64encode(JWT.encode()).decode()}\n", f"auth: {S}\n")]
 NEGATIVES += [("jwt-base64", f"blob: ZXlK{base64.b64encode(b'not a token, just text that is long enough').decode()}")]
 NAME_KEYED = [  # (text, expected): the credential-assignment rule across formats

@@ -34,6 +34,7 @@ class AnchorEntry:
     offsets: tuple[int, ...]
     kind: int
     rules: int  # bit mask of rule indices
+    probe: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Engine:
         self.rules = tuple(rules)
         self._widths: dict[int, int] = {}
         self.anchors = _anchor_table(self.rules)
-        self.anchor_index = {(a.literal, a.caseless): i for i, a in enumerate(self.anchors)}
+        self.anchor_index = {(a.literal, a.caseless, a.probe): i for i, a in enumerate(self.anchors)}
         self.terminated = frozenset(f"r{i}" for i, r in enumerate(self.rules) if r.id in TERMINATED_BLOCKS)
         self._single: dict[int, re.Pattern[bytes]] = {}
         self._bits: dict[int, list[int]] = {}
@@ -153,16 +154,20 @@ def _bits(mask: int) -> list[int]:
 
 
 def _anchor_table(rules: Sequence[Rule]) -> tuple[AnchorEntry, ...]:
-    merged: dict[tuple[bytes, bool], list] = {}
+    merged: dict[tuple[bytes, bool, bytes], list] = {}
     for index, rule in enumerate(rules):
         for a in rule.anchors:
-            key = (a.literal.lower() if a.caseless else a.literal, a.caseless)
-            entry = merged.setdefault(key, [set(), 0, 0])
+            entry = merged.setdefault(anchor_key(a.literal, a.caseless, a.probe), [set(), 0, 0])
             entry[0].update(a.offsets)
             entry[1] = max(entry[1], a.kind)
             entry[2] |= 1 << index
-    return tuple(AnchorEntry(lit, caseless, tuple(sorted(offs)), kind, mask)
-                 for (lit, caseless), (offs, kind, mask) in merged.items())
+    return tuple(AnchorEntry(lit, caseless, tuple(sorted(offs)), kind, mask, probe)
+                 for (lit, caseless, probe), (offs, kind, mask) in merged.items())
+
+
+def anchor_key(literal: bytes, caseless: bool, probe: bytes = b"") -> tuple[bytes, bool, bytes]:
+    """How an anchor is looked up: its literal (lower-cased when caseless), caseless, and its probe."""
+    return (literal.lower() if caseless else literal, caseless, probe)
 
 
 @functools.cache

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from codex_cli.errors import UsageError
-from codex_cli.masking.engine import Engine, engine
+from codex_cli.masking.engine import Engine, anchor_key, engine
 from codex_cli.masking.rules.base import HsPattern, max_width
 
 ENGINE_ENV = "CODEX_MASK_ENGINE"
@@ -42,7 +42,8 @@ def python_finder(eng: Optional[Engine] = None) -> Finder:
     that reports every anchor at every position, overlapping ones included)."""
     eng = eng or engine()
     passes = [(caseless, first, group, _Pass(group)) for (caseless, first), group in _by_first_byte(eng).items()]
-    lookback = max(len(a.literal) for a in eng.anchors)
+    probes = [(i, len(a.literal), _Probe(a.probe)) for i, a in enumerate(eng.anchors) if a.probe]
+    lookback = max(len(a.literal) + (max_width(a.probe.decode("latin-1")) if a.probe else 0) for a in eng.anchors)
     any_caseless = any(a.caseless for a in eng.anchors)
 
     def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
@@ -67,17 +68,34 @@ def python_finder(eng: Optional[Engine] = None) -> Finder:
             while at >= 0:
                 found.append((at, index))
                 at = hay.find(literal, at + 1)
+        for index, size, probe in probes:  # (each match ends with its anchor; matches cannot overlap one)
+            found.extend((m.end() - size, index) for m in probe.regex().finditer(buf, max(0, min_end - lookback))
+                         if m.end() > min_end)
         return found
 
-    tail = max(len(a.literal) + max(a.offsets) for a in eng.anchors) - 1
+    tail = max(len(a.literal) + max(a.offsets) + (max_width(a.probe.decode("latin-1")) if a.probe else 0)
+               for a in eng.anchors) - 1
     return Finder("python", find, tail)
 
 
 def _by_first_byte(eng: Engine) -> dict[tuple[bool, bytes], list[tuple[int, bytes]]]:
     groups: dict[tuple[bool, bytes], list[tuple[int, bytes]]] = {}
     for i, a in enumerate(eng.anchors):
-        groups.setdefault((a.caseless, a.literal[:1]), []).append((i, a.literal))
+        if not a.probe:
+            groups.setdefault((a.caseless, a.literal[:1]), []).append((i, a.literal))
     return groups
+
+
+class _Probe:
+    """An anchor's probe regex, compiled on first use."""
+
+    def __init__(self, source: bytes) -> None:
+        self._source, self._regex = source, None
+
+    def regex(self) -> "re.Pattern[bytes]":
+        if self._regex is None:
+            self._regex = re.compile(self._source)
+        return self._regex
 
 
 class _Pass:
@@ -101,11 +119,11 @@ def hs_patterns(eng: Engine) -> list[tuple[HsPattern, tuple[int, ...]]]:
         given = {p.anchor for p in rule.hs}
         for a in rule.anchors:
             if a.literal not in given:
+                assert not a.probe, f"rule {rule.id}: an anchor with a probe needs a Hyperscan pattern"
                 out.append((HsPattern(re.escape(a.literal), a.literal, len(a.literal), caseless=a.caseless),
-                            eng.anchor_index[(a.literal.lower() if a.caseless else a.literal, a.caseless)]))
+                            eng.anchor_index[anchor_key(a.literal, a.caseless, a.probe)]))
         for p in rule.hs:
-            key = (p.anchor.lower() if p.caseless else p.anchor, p.caseless)
-            out.append((p, eng.anchor_index[key]))
+            out.append((p, eng.anchor_index[anchor_key(p.anchor, p.caseless, p.probe)]))
     grouped: dict[tuple[bytes, bool, int, bool], tuple[HsPattern, list[int]]] = {}
     for p, index in out:
         entry = grouped.setdefault((p.regex, p.caseless, p.back, p.expand), (p, []))

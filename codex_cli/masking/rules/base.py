@@ -67,6 +67,9 @@ class Anchor:
     offsets: tuple[int, ...] = (0,)
     kind: int = TOKEN
     caseless: bool = False
+    # For a literal too common alone (a "."): a regex whose every match ends with the anchor, which the
+    # pure-Python finder scans for instead of the bare literal.
+    probe: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class HsPattern:
     back: int = 0
     caseless: bool = False
     expand: bool = False
+    probe: bytes = b""  # the probe of the anchor it locates, when that anchor has one
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from codex_cli.masking.rules.base import LINES, Anchor, Hit, HsPattern, Rule, Span, entropy, lazy_pattern
+from codex_cli.masking.rules.base import LINE, LINES, Anchor, Hit, HsPattern, Rule, Span, entropy, lazy_pattern
 from codex_cli.masking.rules.values import (
     bare_identifier,
     code_reference,
@@ -68,7 +68,8 @@ _TAIL = (f"(?=(?P<rest>{_REST}))(?P=rest)(?P<nq>\\\\{{0,2}}[\"'`])?"
          r"|`(?P<secret4>[^`\r\n]{1,%d})`)"
          r"|(?P<secret5>[^\s\"'`<\\]{1,%d}))") % ((_VALUE_MAX,) * 5)
 _FLAG_REACH = 30
-_FLAG = lazy_pattern(rb"--[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
+# A --flag or -flag (PowerShell, Windows tools): a dash that starts a word, then the name.
+_FLAG = lazy_pattern(rb"(?<![A-Za-z0-9_.-])--?[A-Za-z0-9_.-]{0,%d}\Z" % _FLAG_REACH)
 
 
 # What an accepted value starts like, so that values the check rejects anyway are no candidates: never
@@ -91,7 +92,7 @@ _QUOTED_KEYLIKE = (f"{_QUOTE_PREFIX}\\\\{{0,2}}[\"'`]"
                    f"(?:[0-9]|[^\"'`\\r\\n/][^\"'`\\r\\n]{{0,{_KEYLIKE_DIGIT - 2}}}[0-9])")
 _UNQUOTED_STOP = "\\s\"'`<\\\\"
 _ANY_VALUE = (f"(?:{_QUOTED_VALUE}|[^A-Za-z_$0-9{_UNQUOTED_STOP}=]|\\$[^{{{_UNQUOTED_STOP}]"
-              f"|{_ID}{{1,11}}[^A-Za-z_0-9{_UNQUOTED_STOP}.(\\[]|{_ID}{{1,11}}[0-9]"
+              f"|{_ID}{{1,11}}[^A-Za-z_0-9{_UNQUOTED_STOP}.(\\[]|{_ID}{{1,11}}[0-9]|{_ID}{{1,11}}\\.[A-Za-z0-9]{{20}}"
               f"|[0-9]{_NUMBERISH}{{0,255}}[^0-9.eE+\\-{_UNQUOTED_STOP}]|{_ID}{{12}})")
 
 
@@ -133,7 +134,8 @@ _DIGIT = lazy_pattern(rb"[0-9]")
 _LETTER = lazy_pattern(rb"[A-Za-z]")
 _TRAILING = frozenset(b",;)]}")
 _OPENERS = {ord(")"): b"(", ord("]"): b"[", ord("}"): b"{"}
-_ATTRIBUTE = lazy_pattern(rb"[A-Za-z_]{1,11}[.(\[]")  # settings.x, get_token(…), env[…]: code, not a literal
+# settings.x, get_token(…), env[…]: code, not a literal (but s.ZC9Ecf4M5g9o34Q6RkzGsj0z, a Vault token, is one)
+_ATTRIBUTE = lazy_pattern(rb"[A-Za-z_]{1,11}(?:[(\[]|\.(?![A-Za-z0-9]{20}))")
 _ENV_NAME = lazy_pattern(rb"\$?[A-Z][A-Z0-9_]*")
 _LINE_PREFIX = lazy_pattern(rb"[ \t]*(?:(?:export|set|setenv|ENV|ARG|declare -x)[ \t]+)?\Z")
 
@@ -367,6 +369,21 @@ def _named(id: str, family: str, names: tuple[str, ...], shapes: str, descriptio
                  generic=False)
 
 
+def _yoda(hit: Hit, span: Span) -> Optional[Span]:
+    """if ("value" == password): the name after the comparison must be a credential's, the value a secret."""
+    strength = name_strength(hit.group("name") or b"")
+    value = hit.buf[span[0]:span[1]]
+    if not strength or provider_token_at(hit.buf, span[0]) or not _credential_value(value, strength, True):
+        return None
+    return span
+
+
+_NAME_CHARS = r"A-Za-z0-9_$.\x80-\xff-"
+_COMPARED = (r"(?<![A-Za-z0-9_])if[ \t]{0,4}\([ \t]{0,4}(?P<q>\\?[\"'`])(?P<secret>(?:(?!(?P=q))[^\r\n]){1,300}?)"
+             rf"(?P=q)[ \t]{{0,8}}(?:===?|!==?)[ \t]{{0,8}}(?P<name>[A-Za-z_$][{_NAME_CHARS}]{{0,64}})")
+_COMPARED_HS = (rb"if[ \t]{0,4}\([ \t]{0,4}\\?[\"'`][^\r\n]{1,300}?[\"'`][ \t]{0,8}[=!]==?[ \t]{0,8}[A-Za-z_$]"
+                + f"[{_NAME_CHARS}]{{0,64}}(?i:".encode() + _alternation(_KEYWORDS) + b")")
+
 RULES: tuple[Rule, ...] = (
     _named("aws-named-secret-key", "aws", ("aws",), r"[A-Za-z0-9/+]{40}",
            "a 40-character AWS secret access key under any AWS-flavoured name (AWS_KEY=…, awsSecret: …)",
@@ -398,4 +415,7 @@ RULES: tuple[Rule, ...] = (
     _rule("credential-assignment", "credential", _KEYWORDS,
           "a value assigned to a credential's name (password, *_secret, api_key, *_token, …) in .env, shell, YAML, "
           "JSON, TOML, INI, code and --flags", _assignment, generic=True),
+    Rule("credential-comparison", "credential", _COMPARED, (Anchor(b"if", kind=LINE),),
+         'a value compared with a credential\'s name, value first: if ("…" == password)',
+         hs=(HsPattern(_COMPARED_HS, b"if", expand=True),), check=_yoda),
 )

@@ -62,6 +62,7 @@ def _encoded_jwt(hit: Hit, span: Span) -> Optional[Span]:
     return span if _JWT_SHAPE().match(decoded) is not None else None
 
 
+_DISCORD_PROBE = rb"[MNO][A-Za-z0-9_-]{23,25}\."
 _JWT_SHAPE = lazy_pattern(rb"eyJ[A-Za-z0-9_-]{8,}={0,2}\.[A-Za-z0-9_-]")
 _OPENAI = (r"(?<![A-Za-z0-9])sk-(?=[%s]{0,100}[0-9])(?=[%s]{0,100}[A-Z])[%s]{20,512}"
            % ((TOKEN_CHARS,) * 3))
@@ -97,7 +98,7 @@ RULES: tuple[Rule, ...] = (
                for p in (b"AKIA", b"ASIA", b"ABIA", b"ACCA")),
              HsPattern(_NOT_ALNUM + b"A3T[A-Z0-9]{0,24}[BDEFHIJKLMOPQRSVWXYZ0-9]", b"A3T", expand=True)),
          # AKIAXXXXXXXXXXXXXXXX is a placeholder; AWS's own AKIA…EXAMPLE keys are masked like real ones
-         check=token_check(("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), min_entropy=1.0, words=False)),
+         check=token_check(("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), min_entropy=0.0, words=False)),
     _t("aws-bedrock-api-key", "aws", ("ABSKQmVkcm9ja0FQSUtleS", "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t"),
        r"[A-Za-z0-9+/%=_-]{20,4096}", "Amazon Bedrock API keys (long-lived ABSK…, short-lived bedrock-api-key-…)",
        before="A-Za-z0-9+/_-", after="A-Za-z0-9+/%=_-", check=token_check(min_entropy=1.0, words=False)),
@@ -226,6 +227,12 @@ RULES: tuple[Rule, ...] = (
                                                                              b"discordapp.com/api/webhooks/")),
          "Discord webhook URL", hs=(fixed(b"discord\\.com/api/webhooks/", b"discord.com/api/webhooks/", 0),
                                     fixed(b"discordapp\\.com/api/webhooks/", b"discordapp.com/api/webhooks/", 0))),
+    Rule("discord-bot-token", "discord",
+         r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![A-Za-z0-9_-])",
+         (Anchor(b".", offsets=(24, 25, 26), probe=_DISCORD_PROBE),),
+         "Discord bot token (M…/N…/O…, base64 of the bot id, then two dot-separated parts)",
+         hs=(HsPattern(_DISCORD_PROBE + rb"[A-Za-z0-9_-]{6}\.", b".", expand=True, probe=_DISCORD_PROBE),),
+         check=_CHECK),
     Rule("telegram-bot-token", "telegram", r":", (Anchor(b":A"),),
          "Telegram bot token (<bot id>:A…): the part after the colon",
          secret=r"A[A-Za-z0-9_-]{34}(?![A-Za-z0-9_-])",
@@ -267,7 +274,8 @@ RULES: tuple[Rule, ...] = (
          (Anchor(b"ZXlK"),), "a base64-encoded JSON Web Token (ZXlK…, the encoding of eyJ…)",
          hs=(fixed(b"[^A-Za-z0-9+/_-]ZXlK[A-Za-z0-9+/_-]{40}", b"ZXlK", 40),), check=_encoded_jwt),
     Rule("jwt", "jwt",
-         r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,4096}={0,2}(?:\.[A-Za-z0-9_-]{0,16384}={0,2}){2,4}",
-         (Anchor(b"eyJ"),), "JSON Web Token (JWS, or JWE with five parts)",
+         r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,4096}={0,2}(?:(?:\.[A-Za-z0-9_-]{0,16384}={0,2}){2,4}"
+         r"|\.eyJ[A-Za-z0-9_-]{8,16384}={0,2})",
+         (Anchor(b"eyJ"),), "JSON Web Token (JWS, unsigned header.payload, or JWE with five parts)",
          hs=(fixed(b"[^A-Za-z0-9_-]eyJ[A-Za-z0-9_-]{8}", b"eyJ", 8),)),
 )

@@ -76,8 +76,8 @@ def _curl_user(hit: Hit, span: Span) -> Optional[Span]:
     return span
 
 
-_AUTH_SCHEMES = r"(?P<scheme>(?i:bearer|basic|token|bot|apikey|api-key|key|sso-key|ssws|jwt|oauth|splunk|dsn))"
-_HEADER_VALUE = r"[A-Za-z0-9._~+/=:-]{8,4096}"
+_AUTH_SCHEMES = r"(?P<scheme>[A-Za-z][A-Za-z0-9_-]{1,24})"  # Bearer, Basic, Token, Api-Token, SSWS, Splunk, …
+_HEADER_VALUE = r"[A-Za-z0-9._~+/=:@-]{8,4096}"
 
 RULES: tuple[Rule, ...] = (
     Rule("http-authorization", "http-auth",
