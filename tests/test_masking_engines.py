@@ -58,8 +58,10 @@ SECRETS = st.one_of(
     _s(ALNUM + "+/", 16, 200).map(lambda b: ('"private_key": "', "-----BEGIN PRIVATE KEY-----\\n" + b + '"')),
     st.tuples(st.sampled_from("pousr"), _s(ALNUM, 36)).map(lambda t: ("", f"gh{t[0]}_{t[1]}")),
     st.tuples(_s(ALNUM, 22), _s(ALNUM, 59)).map(lambda t: ("", f"github_pat_{t[0]}_{t[1]}")),
-    st.tuples(st.sampled_from(["xoxb", "xoxp", "xoxa", "xoxr", "xoxs", "xoxe", "xoxc", "xoxd", "xoxe.xoxp", "xapp"]),
-              _s(string.digits, 10, 13), _s(ALNUM + "-", 0, 30)).map(lambda t: ("", f"{t[0]}-{t[1]}-{t[2]}")),
+    st.tuples(st.sampled_from(["xoxb", "xoxa", "xoxr", "xoxs", "xoxe", "xoxc", "xoxd", "xoxe.xoxp", "xapp"]),
+              _s(string.digits, 10, 13), _s(ALNUM + "-", 0, 30), _s(ALNUM, 4, 8)).map(
+        lambda t: ("", f"{t[0]}-{t[1]}-{t[2]}{t[3]}")),
+    st.tuples(_s(string.digits, 6, 13), _s(ALNUM, 8, 34)).map(lambda t: ("", f"xoxp-{t[0]}-{t[0]}-{t[0]}-{t[1]}")),
     st.tuples(_s(ALNUM, 8, 10), _s(ALNUM, 24)).map(lambda t: ("", f"https://hooks.slack.com/services/T{t[0]}/B{t[0]}/{t[1]}")),
     st.tuples(_s(B64URL, 10, 40), _s(B64URL, 10, 80), _s(B64URL, 0, 43)).map(
         lambda t: ("", f"eyJ{t[0]}.eyJ{t[1]}.{t[2]}")),

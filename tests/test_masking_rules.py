@@ -55,9 +55,9 @@ POSITIVES = [
      f"{S} {S} {S} {S}"),
     ("github-fine-grained-pat", f"GH_TOKEN=github_pat_{rand(ALNUM, 22)}_{rand(ALNUM, 59)}", f"GH_TOKEN={S}"),
     ("slack-token", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", S),
-    ("slack-token", "xoxp-1234567890-1234567890-1234567890-abcdef0123 xoxa-2-1234567890-abc", f"{S} {S}"),
+    ("slack-token", "xoxp-1234567890-1234567890-1234567890-abcdef0123 xoxa-2-1234567890-abcdef012345", f"{S} {S}"),
     ("slack-token", "xoxr-1234567890-abcdef xoxs-1234567890-abcdef xoxe-1-My0xLTEyMzQ1Ng", f"{S} {S} {S}"),
-    ("slack-token", "cookie d=xoxd-AbC123dEf456%2F xoxc-1234567890-1234567890-abcdef", f"cookie d={S}%2F {S}"),
+    ("slack-token", "cookie d=xoxd-AbC123dEf456GhI789%2F xoxc-1234567890-1234567890-abcdef", f"cookie d={S}%2F {S}"),
     ("slack-token", "xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4OTAtMTIz xapp-1-A0123456789-1234567890123-abcdef0123",
      f"{S} {S}"),
     ("slack-webhook-url", "POST https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX\n",
@@ -95,6 +95,19 @@ NEGATIVES = [
     ("private-key", "---- BEGIN SSH2 PUBLIC KEY ----\nAAAAB3NzaC1yc2EAAAADAQABAAABAQ\n---- END SSH2 PUBLIC KEY ----"),
     ("putty-private-key", "PuTTY-User-Key-File-2: ssh-rsa\nPublic-Lines: 1\nAAAAB3NzaC1yc2EAAAADAQAB\n"),
     ("slack-token", "xoxo-gossip xoxb-not-a-token-at-all xox"),
+    # too short for their kind, no secret after the ids, placeholders, a xoxo- that is no legacy token
+    ("slack-token", 'xoxb-12345-abcd234 "xoxp-1234567890" xoxp-572370529330-573807301142-572331691188-#####'),
+    ("slack-token", "xoxe.xoxp-1-SlackAppConfigurationAccessTokenHere xoxe.xoxp-1-RANDOMSTRINGHERE"),
+    ("slack-token", "https://indieweb.org/images/3/35/2018-250-xoxo-indieweb-1.jpg"),
+    ("anthropic-api-key", "sk-ant-api03-" + "abc123xyz-456de-klMnopqrstuvwx-3456yza789bcde-1234fghijklmnopAA"),
+    ("gitlab-trigger-token", "glptt-tooshort0123456789 glptt-Need5_T00-be-exactly-40-chars--ELse_failing"),
+    ("gitlab-oauth-secret", "gloas-checking_Length-Is-checking_Length-Is-"),
+    ("google-api-key", "AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs (a firebase-android-sdk example key), "
+                       "AIzaTesb6Tscfcni8vIpWZqNCXFDFslJtVSvFDqabcd123"),
+    ("azure-storage-account-key", "AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6"
+                                  "IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/"),
+    ("azure-storage-key-assigned", "accountKeyLength: 88\nintegrity: sha512-" + "Ab1/" * 21 + "Ab=="),
+    ("azure-entra-refresh-token", "version 0.A1 and 1.Ag, 0.AbcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234"),
     ("slack-webhook-url", "see https://hooks.slack.com/ for docs"),
     ("private-key",
      "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBa\n-----END CERTIFICATE-----"),
@@ -116,6 +129,20 @@ NEGATIVES += [(rid, f"see {prefix}{'x' * 90}")
               for rid, prefix in [("huggingface-token", "hf_"), ("gitlab-token", "glpat-"), ("grafana-token", "glc_"),
                                   ("stripe-key", "sk_live_"), ("npm-token", "npm_")]]
 
+STORAGE_KEY = rand(ALNUM + "+/", 86) + "=="
+ENTRA = f"0.A{rand(ALNUM + '_-', 80)}.Ag{rand(ALNUM + '_-', 300)}"
+POSITIVES += [
+    ("azure-storage-key-assigned", f'public static final String DEFAULT_ACCOUNT_KEY\n    = "{STORAGE_KEY}";',
+     f'public static final String DEFAULT_ACCOUNT_KEY\n    = "{S}";'),
+    ("azure-storage-key-assigned", f'static const std::string AzuriteAccountKey{{\n    "{STORAGE_KEY}"}};',
+     f'static const std::string AzuriteAccountKey{{\n    "{S}"}};'),
+    ("azure-storage-key-assigned", f'export const key =\n  process.env.ACCOUNT_KEY ||\n  "{STORAGE_KEY}";',
+     f'export const key =\n  process.env.ACCOUNT_KEY ||\n  "{S}";'),
+    ("azure-entra-refresh-token", f"| refresh token | {ENTRA} |", f"| refresh token | {S} |"),
+    ("gitlab-trigger-token", f"curl -F token=glptt-{rand('0123456789abcdef', 40)} -F ref=main",
+     f"curl -F token={S} -F ref=main"),
+    ("gitlab-oauth-secret", f"secret gloas-{rand(ALNUM + '_-', 64)}", f"secret {S}"),
+]
 HF = "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"
 ANT = "sk-ant-api03-" + rand(ALNUM + "_-", 93) + "AA"
 POSITIVES += [
@@ -251,6 +278,13 @@ NAME_KEYED = [  # (text, expected): the credential-assignment rule across format
     ("auth_token: 7d1f0c9e8b2a4f6e", f"auth_token: {S}"),
     ("role_id: public\nsecret_id: 3c8e0f5a-1b2c-4d5e-8f9a-0b1c2d3e4f5a", f"role_id: public\nsecret_id: {S}"),
     ("HF_TOKEN=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", f"HF_TOKEN={S}"),
+    # a YAML value with "=" in it is no typed assignment; a connection string's next field is no part of the key
+    ("secret: BXIMbhBlC3=5hIbqCEKvq7op!V2ZfO0XWbcnasZmPm/AJfQq", f"secret: {S}"),
+    ("Endpoint=https://x.azconfig.io;Id=u+De;Secret=80DtxZkndXpM2mV2J1JjX2vL1x4gm1hHn8Y3JeFJ4N0;Ver=1",
+     f"Endpoint=https://x.azconfig.io;Id=u+De;Secret={S};Ver=1"),
+    ("AZURE_SAS_TOKEN=sp=r&st=2025-03-04T07:24:52Z&sig=WSdF9YeZhvrbs%2B%2B1f8ZdDBzEe7fBJ%2BenuaXQ%2BJ9WOw0%3D",
+     f"AZURE_SAS_TOKEN={S}"),
+    ('password = "password123"', f'password = "{S}"'),
 ]
 NOT_SECRETS = [  # values and names the name-keyed rule leaves alone
     "password =", "password = ''", 'api_key = ""', "password = None", "password: null", "token: ~", "secret = nil",
@@ -270,6 +304,13 @@ NOT_SECRETS = [  # values and names the name-keyed rule leaves alone
     "sha256: 3f786850e387550fdab836ed7e6dc881de23001b3f786850e387550fdab836ed",
     "integrity: sha512-9mKZbq2NMVm2YGB5R9cYqjHo6w3Ju2PUdnZ8lSu4jRxbHyh5vV2Xa0FPeWH4mPpMmVKvTzz4Zr3MA0CWdhqLdA==",
     "UserSecretsId = 79a3edd0-2092-40a2-a04d-dcb46d5ca9ed", "tokenizer = AutoTokenizer.from_pretrained(path)",
+    # the left side of another assignment, a dotted property name, a value spelling its own name, an alphabet,
+    # a name for where secrets go, a library coordinate, a SAS token's public fields without its signature
+    'telegram_api_token = "telegram_api_token = "', '<entry key="jetbrains.mps.v8_elimination" value="executed" />',
+    'pub const SN_id_Gost28147_89_None_KeyMeshing = "id-Gost28147-89-None-KeyMeshing"',
+    'const keyStr = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"',
+    "  keyVaultToStoreSecrets: cmp2-qat-1208358310", 'notes = "Maven - io.jsonwebtoken:jjwt-jackson-0.11.2"',
+    "AZURE_BLOB_SAS_TOKEN=st=2025-03-04T07:24:52Z&se=2025-04-04T15:24:52Z&spr=https&sv=2022-11-02&sr=c",
 ]
 
 ORDINARY = [

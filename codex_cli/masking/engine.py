@@ -18,6 +18,8 @@ from typing import Optional, Sequence
 from codex_cli.masking.rules import REACH, RULES, Hit, Rule
 from codex_cli.masking.rules.base import max_width
 from codex_cli.masking.rules.keys import BLOCK_HEADER, BLOCK_HEADER_REACH, TERMINATED_BLOCKS
+from codex_cli.masking.rules.published import LENGTHS as PUBLISHED_LENGTHS
+from codex_cli.masking.rules.published import published
 
 # Lookarounds may peek this far past a match's longest width (the OpenAI rule's digit lookahead is inside it).
 LOOKAHEAD_SLACK = 128
@@ -122,6 +124,8 @@ class Engine:
             span = check(Hit(buf, match, f"r{index}_"), span)
             if span is None:
                 return None
+        if span[1] - span[0] in PUBLISHED_LENGTHS and published(buf[span[0]:span[1]]):
+            return None  # an example key that ships in public SDKs (rules/published.py)
         if allow and allowed(buf[span[0]:span[1]], allow):
             return None
         return Verdict(index, span[0], span[1])

@@ -169,18 +169,43 @@ def entropy(data: bytes) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
 
 
-# (xxxx in one case only: a random token holds "xXxX" now and then, a placeholder does not)
-_PLACEHOLDER = lazy_pattern(rb"xxxx|XXXX|(?i:\*{3}|\.{3}|0{8}|(?:your|my)[_-]?(?:api|secret|token|key|pass)|example|"
-                          rb"placeholder|dummy|redacted|changeme|change[_-]me|insert[_-]?your|replace[_-]?me)")
+# (xxxx in one case only: a random token holds "xXxX" now and then, a placeholder does not.) Words of six
+# letters or more count anywhere: a random body of 100 characters holds a given one by chance about once in
+# 10^9 tokens. Shorter ones count only as a camelCase or separated word (TokenHere, YOUR_).
+_SHORT_WORDS = (b"here", b"your")
+_PLACEHOLDER = lazy_pattern(
+    rb"xxxx|XXXX|(?i:\*{3}|\.{3}|0{8}|(?:your|my)[_-]?(?:api|secret|token|key|pass)|example|sample|"
+    rb"placeholder|dummy|redacted|changeme|change[_-]me|insert[_-]?your|replace[_-]?me|random|string)|"
+    + b"|".join(rb"(?<![A-Za-z])" + w + rb"(?![a-z])|(?<![A-Z])" + w.capitalize() + rb"(?![a-z])|(?<![A-Z])"
+                + w.upper() + rb"(?![A-Z])" for w in _SHORT_WORDS))
 
 
 _FILLER = lazy_pattern(rb"xxxx|XXXX|\*{3}|\.{3}")
 
 
+def sequence_runs(body: bytes, shortest: int) -> int:
+    """How many bytes of ``body`` sit in runs of at least ``shortest`` consecutive characters (abcdefg, 1234567,
+    klMnopq: each the one after the last, letters in either case)."""
+    covered, run, last = 0, 1, -2
+    for c in body.lower():
+        run = run + 1 if c == last + 1 and (48 <= c <= 57 or 97 <= c <= 122) else 1
+        if run == shortest:
+            covered += shortest
+        elif run > shortest:
+            covered += 1
+        last = c
+    return covered
+
+
 def plausible_token(body: bytes, min_entropy: float = 2.0, words: bool = True) -> bool:
     """Random enough to be a real token: not a placeholder (``xxxx``, ``***``, with ``words`` also ``example``,
-    ``your_key``), not one character repeated."""
-    return entropy(body) >= min_entropy and (_PLACEHOLDER() if words else _FILLER()).search(body) is None
+    ``your_key``, ``TokenHere``), not one character repeated. (Runs such as ``abcdefg`` do not veto a token in
+    its provider's format: the peers' own test keys are full of them.)"""
+    if entropy(body) < min_entropy:
+        return False
+    if not words:
+        return _FILLER().search(body) is None
+    return _PLACEHOLDER().search(body) is None
 
 
 def token_check(prefixes: tuple[str, ...] = (), min_entropy: float = 2.0, words: bool = True) -> Check:

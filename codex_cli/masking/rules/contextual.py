@@ -56,7 +56,9 @@ _QUOTE_PREFIX = r"(?:@|[rRbBuUfF]{1,2})?"
 # keyword inside a long word fails at once instead of backtracking through every shorter split.
 # A type may sit between a name and its "=" (Go `var token string = "…"`, Python `token: str = "…"`, Kotlin
 # and TypeScript `token: String = "…"`); after an XML tag the value may start on the next line.
-_TYPE = r"(?P<type>(?:[ \t]{1,4}|[ \t]{0,4}:[ \t]{0,4})[A-Za-z_][A-Za-z0-9_.\[\]|?]{0,40}(?=[ \t]{0,8}:?=[^=]))?"
+# (In code a typed value is a quoted literal: `secret: BXIMbhBlC3=5hIb…` in YAML is no type and a value.)
+_TYPE = (r"(?P<type>(?:[ \t]{1,4}|[ \t]{0,4}:[ \t]{0,4})[A-Za-z_][A-Za-z0-9_.\[\]|?]{0,40}"
+         r"(?=[ \t]{0,8}:?=[ \t]{0,8}(?:@|[rRbBuUfF]{1,2})?[\"'`]))?")
 _NEXT_LINE = r"(?:\r?\n[ \t]{0,16})?"
 _VALUE_MAX = 4096
 _TAIL = (f"(?=(?P<rest>{_REST}))(?P=rest)(?P<nq>\\\\{{0,2}}[\"'`])?"
@@ -134,6 +136,7 @@ _DIGIT = lazy_pattern(rb"[0-9]")
 _LETTER = lazy_pattern(rb"[A-Za-z]")
 _TRAILING = frozenset(b",;)]}")
 _OPENERS = {ord(")"): b"(", ord("]"): b"[", ord("}"): b"{"}
+_NEXT_FIELD = lazy_pattern(rb";[A-Za-z][A-Za-z0-9_]{1,40}=")
 # settings.x, get_token(…), env[…]: code, not a literal (but s.ZC9Ecf4M5g9o34Q6RkzGsj0z, a Vault token, is one)
 _ATTRIBUTE = lazy_pattern(rb"[A-Za-z_]{1,11}(?:[(\[]|\.(?![A-Za-z0-9]{20}))")
 _ENV_NAME = lazy_pattern(rb"\$?[A-Z][A-Z0-9_]*")
@@ -170,8 +173,10 @@ _NOT_CREDENTIAL_BEFORE = frozenset({
     "start", "end", "stop", "prompt", "completion", "input", "output", "vocab", "cancel", "cancellation", "lexer",
     "parser", "syntax", "sync", "invalid", "bad", "missing", "no", "forgot", "show", "hide", "toggle", "confirm",
     "check", "validate", "verify", "generate", "random", "fake", "dummy", "mock", "sample", "example", "test",
-    "keyboard", "turkey", "monkey", "donkey", "press", "pressed", "up", "down",
+    "keyboard", "turkey", "monkey", "donkey", "press", "pressed", "up", "down", "jsonweb",
 })
+# A preposition before the credential word names something else: keyVaultToStoreSecrets, path_to_token.
+_PREPOSITIONS = frozenset({"to", "for", "from", "of", "with", "without", "into", "per", "by"})
 _NOT_CREDENTIAL_AFTER = frozenset({
     "length", "len", "size", "count", "max", "min", "limit", "name", "names", "id", "ids", "url", "uri", "urls",
     "endpoint", "host", "port", "path", "paths", "file", "files", "dir", "directory", "folder", "type", "types",
@@ -193,7 +198,7 @@ _NOT_CREDENTIAL_AFTER = frozenset({
     "policy", "rotation", "rotate", "store", "vault", "keyring", "pair", "ring", "board", "code", "frame", "word",
     "press", "pressed", "up", "down", "left", "right", "stroke", "strokes", "binding", "bindings", "event",
     "events", "listener", "id", "alias", "storetype", "length", "counter", "strategy", "class", "service",
-    "hash", "hashes", "checksum", "digest", "fingerprint", "thumbprint",
+    "hash", "hashes", "checksum", "digest", "fingerprint", "thumbprint", "str", "alphabet", "charset",
 })
 
 
@@ -226,7 +231,7 @@ def name_strength(name: bytes) -> int:
         if any(w in _NOT_CREDENTIAL_AFTER for w in after):
             return 0
         before = stem or (words[k - 1] if k else "")
-        if before in _NOT_CREDENTIAL_BEFORE:
+        if before in _NOT_CREDENTIAL_BEFORE or any(w in _PREPOSITIONS for w in words[:k]):
             return 0
         if suffix in ("key", "keys") and before in _STRONG_KEY:
             return STRONG
@@ -257,7 +262,10 @@ def _unquoted_end(buf: bytes, span: Span, literal: bool, query: bool) -> int:
     closing punctuation that ends it (f(password=abc), {token: abc}, x = abc;)."""
     if query or literal:
         return span[0] + first_cut(buf[span[0]:span[1]], b"&#;" if query else b";")
-    end = span[1]
+    field = _NEXT_FIELD().search(buf, span[0], span[1])
+    end = span[1] if field is None else field.start()  # AccountKey=…;BlobEndpoint=…: a connection string
+    if end < span[1]:
+        return end
     while end > span[0] and buf[end - 1] in _TRAILING:
         closer = buf[end - 1]
         opener = _OPENERS.get(closer)
@@ -319,6 +327,8 @@ def _accept(hit: Hit, strength_of, value_ok, argument_ok=_keylike) -> Optional[S
             if named or (in_code and not (len(value) >= 8 and has_digit)):
                 return None
     value = buf[vs:ve]
+    if _echoes(buf[name_at:rest_end], value):
+        return None  # SN_id_Gost28147_89_None_KeyMeshing = "id-Gost28147-89-None-KeyMeshing": a name, not a key
     if op in _ARGUMENTS and not (argument_ok is None or argument_ok(value)):
         return None  # f("token", "model") is an argument list; only a key-like value there is a secret
     if not value_ok(value, strength, quoted):
@@ -326,9 +336,38 @@ def _accept(hit: Hit, strength_of, value_ok, argument_ok=_keylike) -> Optional[S
     return vs, ve
 
 
+def _letters_digits(data: bytes) -> bytes:
+    return bytes(c | 0x20 if 65 <= c <= 90 else c for c in data if 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122)
+
+
+def _echoes(name: bytes, value: bytes) -> bool:
+    """Whether the value spells (part of) the name it is assigned to, letters and digits only; a value that
+    merely starts like its name (password = "password123") is still a password."""
+    b = _letters_digits(value)
+    return len(b) >= 8 and b in _letters_digits(name)
+
+
+_QUERY = lazy_pattern(rb"\??[A-Za-z_]{1,16}=[^&\s]*(?:&[A-Za-z_]{1,16}=[^&\s]*)+")
+_QUERY_FIELD = lazy_pattern(rb"=([^&\s]*)")
+_MIXED = (lazy_pattern(rb"[a-z]"), lazy_pattern(rb"[A-Z]"), lazy_pattern(rb"[0-9]"))
+
+
+def _public_fields(value: bytes) -> bool:
+    """A query string none of whose fields looks like a key (a SAS token's st=…&se=…&sr=c without its sig=)."""
+    if _QUERY().fullmatch(value) is None:
+        return False
+    for field in _QUERY_FIELD().findall(value):
+        field = field.replace(b"%2B", b"+").replace(b"%2F", b"/").replace(b"%3D", b"=")
+        if len(field) >= 16 and all(p().search(field) for p in _MIXED):
+            return False
+    return True
+
+
 def _credential_value(value: bytes, strength: int, quoted: bool) -> bool:
     if not_a_value(value) or (quoted and (prose(value) or value.startswith(b"<"))) or plain_word(value):
         return False  # (a quoted "<…>" is a placeholder or a special token such as "</s>")
+    if _public_fields(value):
+        return False
     if strength == STRONG:
         return len(value) >= 4
     return random_enough(value)

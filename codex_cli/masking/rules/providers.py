@@ -12,6 +12,7 @@ from typing import Optional
 
 from codex_cli.masking.rules.base import (
     LINE,
+    LINES,
     TOKEN_CHARS,
     Anchor,
     Hit,
@@ -20,6 +21,7 @@ from codex_cli.masking.rules.base import (
     Span,
     fixed,
     lazy_pattern,
+    plausible_token,
     token_check,
     token_rule,
 )
@@ -62,15 +64,37 @@ def _encoded_jwt(hit: Hit, span: Span) -> Optional[Span]:
     return span if _JWT_SHAPE().match(decoded) is not None else None
 
 
+# Slack's formats: a workspace token (xoxa-/xoxr-) of 10+ characters, a user token (xoxp-) with its three ids,
+# the others 16+; each ends in 4 letters or digits, never on a dash (xoxp-…-#### holds no secret), and xoxo- only
+# in its legacy id-id-id-hex shape (not 2018-250-xoxo-indieweb-1.jpg).
+_SLACK_ID = r"(?=[A-Za-z0-9-]{0,100}[0-9])"
+_SLACK = (r"(?<![A-Za-z0-9])(?:xox[ar]-" + _SLACK_ID + r"[A-Za-z0-9-]{6,396}"
+          r"|xoxp-[0-9]{1,16}-[0-9]{1,16}-[0-9]{1,16}-[A-Za-z0-9-]{0,396}"
+          r"|(?:xoxe\.xox[a-z]|xox[bcdes]|xapp)-" + _SLACK_ID + r"[A-Za-z0-9-]{12,396}"
+          r"|xoxo-[0-9]{1,16}-[0-9]{1,16}-[0-9]{1,16}-[0-9a-fA-F]{0,396})[A-Za-z0-9]{4}(?![A-Za-z0-9-])")
+
+
+def _slack(hit: Hit, span: Span) -> Optional[Span]:
+    """No placeholder (``xoxe.xoxp-1-SlackAppConfigurationAccessTokenHere``)."""
+    return span if plausible_token(hit.buf[span[0]:span[1]].partition(b"-")[2]) else None
+
+
+_STORAGE_KEY_NAME = r"(?i:account[_-]?key|storage[_-]?(?:account[_-]?)?key)"
+_STORAGE_KEY_GAP = (r"[A-Za-z0-9_]{0,16}[\"'\]]{0,2}[ \t]{0,8}(?:=>|\|\||[=:{(])?[ \t]{0,8}\r?\n?[ \t]{0,32}"
+                    r"(?:\|\||[=:])?[ \t]{0,8}[@$]?[\"']")
+_STORAGE_KEY_HS = ("(?:" + _STORAGE_KEY_NAME[4:-1] + ")" + _STORAGE_KEY_GAP + r"[A-Za-z0-9+/]{86}==").encode()
 _DISCORD_PROBE = rb"[MNO][A-Za-z0-9_-]{23,25}\."
 _JWT_SHAPE = lazy_pattern(rb"eyJ[A-Za-z0-9_-]{8,}={0,2}\.[A-Za-z0-9_-]")
-_OPENAI = (r"(?<![A-Za-z0-9])sk-(?=[%s]{0,100}[0-9])(?=[%s]{0,100}[A-Z])[%s]{20,512}"
+_OPENAI = (r"(?<![A-Za-z0-9])sk-(?!ant-)(?=[%s]{0,100}[0-9])(?=[%s]{0,100}[A-Z])[%s]{20,512}"
            % ((TOKEN_CHARS,) * 3))
 
 RULES: tuple[Rule, ...] = (
     # --- AI providers (Anthropic and OpenRouter before OpenAI: they share its "sk-" prefix) ---
-    _t("anthropic-api-key", "anthropic", ("sk-ant-api", "sk-ant-admin", "sk-ant-oat", "sk-ant-ort", "sk-ant-sid"),
-       r"[0-9]{2}-[A-Za-z0-9_-]{20,200}", "Anthropic keys: sk-ant-api03-…, sk-ant-admin01-… (and oat/ort/sid)",
+    _t("anthropic-api-key", "anthropic", ("sk-ant-api", "sk-ant-admin"), r"[0-9]{2}-[A-Za-z0-9_-]{93}AA",
+       "Anthropic API and Admin API keys: sk-ant-api03-… and sk-ant-admin01-…, 93 characters and AA",
+       before="A-Za-z0-9", after=TOKEN_CHARS),
+    _t("anthropic-oauth-token", "anthropic", ("sk-ant-oat", "sk-ant-ort", "sk-ant-sid"),
+       r"[0-9]{2}-[A-Za-z0-9_-]{20,200}", "Anthropic OAuth access, refresh and session tokens (sk-ant-oat01-…)",
        before="A-Za-z0-9", after=TOKEN_CHARS),
     _t("openrouter-api-key", "openrouter", "sk-or-v1-", r"[a-f0-9]{64}", "OpenRouter key (sk-or-v1-…)",
        before="A-Za-z0-9"),
@@ -99,8 +123,12 @@ RULES: tuple[Rule, ...] = (
              HsPattern(_NOT_ALNUM + b"A3T[A-Z0-9]{0,24}[BDEFHIJKLMOPQRSVWXYZ0-9]", b"A3T", expand=True)),
          # AKIAXXXXXXXXXXXXXXXX is a placeholder; AWS's own AKIA…EXAMPLE keys are masked like real ones
          check=token_check(("AKIA", "ASIA", "ABIA", "ACCA", "A3T"), min_entropy=0.0, words=False)),
-    _t("aws-bedrock-api-key", "aws", ("ABSKQmVkcm9ja0FQSUtleS", "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t"),
-       r"[A-Za-z0-9+/%=_-]{20,4096}", "Amazon Bedrock API keys (long-lived ABSK…, short-lived bedrock-api-key-…)",
+    # a long-lived key is ABSK and 109-269 base64 characters (the prefix decodes to "BedrockAPIKey-")
+    _t("aws-bedrock-api-key", "aws", "ABSKQmVkcm9ja0FQSUtleS", r"[A-Za-z0-9+/]{91,251}={0,2}",
+       "Amazon Bedrock long-lived API key (ABSK…)", before="A-Za-z0-9+/_-", after="A-Za-z0-9+/=_-",
+       check=token_check(min_entropy=1.0, words=False)),
+    _t("aws-bedrock-short-term-key", "aws", "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t",
+       r"[A-Za-z0-9+/%=_-]{20,4096}", "Amazon Bedrock short-term API key (bedrock-api-key-…)",
        before="A-Za-z0-9+/_-", after="A-Za-z0-9+/%=_-", check=token_check(min_entropy=1.0, words=False)),
     Rule("aws-secret-access-key", "aws",
          r"(?i:aws[_-]?secret[_-]?(?:access[_-]?)?key|secret[_-]?access[_-]?key)"
@@ -109,8 +137,9 @@ RULES: tuple[Rule, ...] = (
          "AWS secret access key after aws_secret_access_key / SecretAccessKey / … = or :",
          secret=r"[A-Za-z0-9/+]{16,128}={0,2}",
          hs=(HsPattern(b"secret[_-]?(?:access[_-]?)?key", b"secret", caseless=True, expand=True),)),
-    Rule("google-api-key", "google", r"(?<![A-Za-z0-9_-])AIza[%s]{30,100}" % TOKEN_CHARS, (Anchor(b"AIza"),),
-         "Google API key (AIza…)", hs=(fixed(b"[^A-Za-z0-9_-]AIza[A-Za-z0-9_-]{30}", b"AIza", 30),),
+    Rule("google-api-key", "google", r"(?<![A-Za-z0-9_-])AIza[%s]{35}(?![%s])" % (TOKEN_CHARS, TOKEN_CHARS),
+         (Anchor(b"AIza"),), "Google API key (AIza and 35 characters)",
+         hs=(fixed(b"[^A-Za-z0-9_-]AIza[A-Za-z0-9_-]{35}", b"AIza", 35),),
          check=token_check(("AIza",))),
     Rule("gcp-service-account-key", "google",
          r"[\"']private_key[\"'][ \t]{0,16}[:=][ \t]{0,16}[\"']", (Anchor(b"private_key", offsets=(1,), kind=LINE),),
@@ -124,6 +153,19 @@ RULES: tuple[Rule, ...] = (
          (Anchor(b"accountkey", kind=LINE, caseless=True), Anchor(b"sharedaccesskey", kind=LINE, caseless=True)),
          "Azure storage AccountKey= / Service Bus SharedAccessKey= in a connection string",
          secret=r"[A-Za-z0-9+/]{40,100}={0,2}(?![A-Za-z0-9+/=])", check=_CHECK),
+    # an 88-character storage key (64 bytes, base64) assigned to an account-key name in code, where the value
+    # may sit on the next line: Java `ACCOUNT_KEY\n    = "…"`, C++ `AccountKey{\n "…"}`, `env.ACCOUNT_KEY ||\n "…"`
+    Rule("azure-storage-key-assigned", "azure", _STORAGE_KEY_NAME + _STORAGE_KEY_GAP,
+         (Anchor(b"account", kind=LINES, caseless=True), Anchor(b"storage", kind=LINES, caseless=True)),
+         "Azure storage account key (88 characters of base64) under an account-key name, on its line or the next",
+         secret=r"[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])",
+         hs=(HsPattern(_STORAGE_KEY_HS, b"account", caseless=True, expand=True),
+             HsPattern(_STORAGE_KEY_HS, b"storage", caseless=True, expand=True)), check=_CHECK),
+    Rule("azure-entra-refresh-token", "azure",
+         r"(?<![A-Za-z0-9_.-])[01]\.A[A-Za-z0-9_-]{50,2000}(?:\.[0-9])?\.Ag[A-Za-z0-9_-]{250,8000}"
+         r"(?:\.A[A-Za-z0-9_-]{200,4000})?(?![A-Za-z0-9_-])",
+         (Anchor(b".A", offsets=(1,)),), "Microsoft Entra ID (Azure AD) refresh token (0.A….Ag…)",
+         hs=(fixed(b"[01]\\.A[A-Za-z0-9_-]{50}", b".A", 50),), check=_CHECK),
     Rule("azure-sas-signature", "azure", r"(?<=[?&;])sig=",
          (Anchor(b"sig="),), "Azure SAS token signature (…&sig=… in a URL or connection string)",
          secret=r"(?:[A-Za-z0-9+/]|%2[BbFf]){40,200}(?:=|%3[Dd]){0,2}",
@@ -175,12 +217,20 @@ RULES: tuple[Rule, ...] = (
          (Anchor(b"github_pat_"),), "GitHub fine-grained personal access token (github_pat_…)",
          hs=(fixed(b"[^A-Za-z0-9_]github_pat_[A-Za-z0-9_]{20}", b"github_pat_", 20),),
          check=token_check(("github_pat_",))),
-    _t("gitlab-token", "gitlab",
-       ("glpat-", "gldt-", "glptt-", "glrt-", "glcbt-", "glffct-", "glft-", "glimt-", "glagent-", "gloas-",
-        "glsoat-"), r"[A-Za-z0-9_-]{20,300}(?:\.[0-9a-z]{9})?",
-       "GitLab tokens: glpat- (personal), gldt- (deploy), glptt-, glrt-, glcbt-, glffct-, glft-, glimt-, glagent-, "
-       "gloas-, glsoat-", after=TOKEN_CHARS + "."),
-    _t("gitlab-runner-registration-token", "gitlab", "GR1348941", r"[A-Za-z0-9_-]{20}",
+    _t("gitlab-token", "gitlab", ("glpat-", "gldt-", "glrt-", "glcbt-", "glffct-", "glft-", "glimt-"),
+       r"[A-Za-z0-9_-]{20,300}(?:\.[0-9a-z]{9})?",
+       "GitLab tokens: glpat- (personal), gldt- (deploy), glrt- (runner), glcbt- (CI/CD job), glffct- (feature "
+       "flags), glft- (feed), glimt- (incoming mail)", after=TOKEN_CHARS + "."),
+    # the kinds GitLab issues at one fixed length
+    _t("gitlab-trigger-token", "gitlab", "glptt-", r"[A-Za-z0-9_-]{40}", "GitLab pipeline trigger token (glptt-, 40)",
+       after=TOKEN_CHARS),
+    _t("gitlab-agent-token", "gitlab", "glagent-", r"[A-Za-z0-9_-]{50,300}", "GitLab agent token (glagent-…)",
+       after=TOKEN_CHARS),
+    _t("gitlab-oauth-secret", "gitlab", "gloas-", r"[A-Za-z0-9_-]{64}", "GitLab OAuth application secret (gloas-)",
+       after=TOKEN_CHARS),
+    _t("gitlab-scim-token", "gitlab", "glsoat-", r"[A-Za-z0-9_-]{20,50}(?:\.[0-9a-z]{9})?",
+       "GitLab SCIM OAuth token (glsoat-)", after=TOKEN_CHARS + "."),
+    _t("gitlab-runner-registration-token", "gitlab", "GR1348941", r"[A-Za-z0-9_-]{20,50}",
        "GitLab runner registration token (GR1348941…)", before="A-Za-z0-9", after=TOKEN_CHARS),
     Rule("gitlab-session-cookie", "gitlab", r"_gitlab_session=", (Anchor(b"_gitlab_session="),),
          "GitLab session cookie", secret=r"[0-9a-z]{32}(?![0-9a-z])", check=_CHECK),
@@ -211,11 +261,11 @@ RULES: tuple[Rule, ...] = (
        after=TOKEN_CHARS + "="),
     # --- messaging, email, collaboration ---
     Rule("slack-token", "slack",
-         r"(?<![A-Za-z0-9])(?:xoxe\.xox[abcdeoprs]|xox[abcdeoprs]|xapp)-(?=[A-Za-z0-9-]{0,100}[0-9])"
-         r"[A-Za-z0-9-]{10,400}", (Anchor(b"xox"), Anchor(b"xapp-")),
+         _SLACK, (Anchor(b"xox"), Anchor(b"xapp-")),
          "Slack tokens: xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xoxe-, xoxc-, xoxd-, xoxo-, xoxe.xox?-, xapp-",
          hs=(fixed(_NOT_ALNUM + b"xox[abcdeoprs]-", b"xox", 2),
-             fixed(_NOT_ALNUM + b"xoxe\\.xox[abcdeoprs]-", b"xox", 7), fixed(_NOT_ALNUM + b"xapp-", b"xapp-", 0))),
+             fixed(_NOT_ALNUM + b"xoxe\\.xox[abcdeoprs]-", b"xox", 7), fixed(_NOT_ALNUM + b"xapp-", b"xapp-", 0)),
+         check=_slack),
     Rule("slack-webhook-url", "slack",
          r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{8,300}",
          (Anchor(b"hooks.slack.com", offsets=(0, 7, 8)),), "Slack incoming-webhook URL",

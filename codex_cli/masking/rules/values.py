@@ -12,7 +12,7 @@ import functools
 import re
 from typing import Optional
 
-from codex_cli.masking.rules.base import entropy, lazy_pattern
+from codex_cli.masking.rules.base import entropy, lazy_pattern, sequence_runs
 
 NULLISH = frozenset({
     b"none", b"null", b"nil", b"undefined", b"true", b"false", b"yes", b"no", b"on", b"off", b"n/a", b"na",
@@ -44,12 +44,19 @@ _PLACEHOLDER_WORDS = (b"your", b"example", b"sample", b"dummy", b"fake", b"place
                       b"todo", b"fixme", b"mock", b"lorem", b"ipsum", b"test")
 
 
+_LONG_WORDS = (b"example", b"sample", b"placeholder", b"changeme", b"changeit", b"redacted", b"replaceme",
+               b"notreal")
+
+
 def _placeholder_pattern() -> bytes:
     lower = b"|".join(_PLACEHOLDER_WORDS)
     upper = b"|".join(w.upper() for w in _PLACEHOLDER_WORDS)
     title = b"|".join(w.capitalize() for w in _PLACEHOLDER_WORDS)
     return (rb"(?<![A-Za-z])(?:(?:" + lower + rb"|" + title + rb")(?![a-z])|(?:" + upper + rb")(?![A-Z]))"
-            rb"|xxxx|XXXX|\*{3,}|\.{3,}|#{3,}|<[^<>]*>|\[[A-Za-z0-9 _:-]*\]|not[_-]?a[_-]?real")
+            rb"|xxxx|XXXX|\*{3,}|\.{3,}|#{3,}|<[^<>]*>|\[[A-Za-z0-9 _:-]*\]|not[_-]?a[_-]?real"
+            # words of six letters or more count anywhere (wJalr…EXAMPLEKEY): a random value holds one by chance
+            # about once in 10^9
+            rb"|" + b"|".join(f for w in _LONG_WORDS for f in (w, w.upper(), w.capitalize())))
 
 
 _PLACEHOLDER = lazy_pattern(_placeholder_pattern())
@@ -65,6 +72,10 @@ _DOTTED = lazy_pattern(rb"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->)[A-Za-z_$][A-Za
 _CALL = lazy_pattern(rb"[A-Za-z_$][A-Za-z0-9_$.]*[(\[]")
 _UUID = lazy_pattern(rb"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX = lazy_pattern(rb"(?i)[0-9a-f]+")
+# the left side of another assignment ("telegram_api_token = ", "token:"): code around a quote, not a value
+_ASSIGNMENT = lazy_pattern(rb"[A-Za-z0-9_.-]*(?:[ \t]+=|[ \t]*:)[ \t]*")  # (not base64's "=" padding)
+# a dotted lower-case name with three parts or more (jetbrains.mps.v8_elimination, com.example.app)
+_PROPERTY = lazy_pattern(rb"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_-]*){2,}")
 
 
 def not_a_value(value: bytes) -> bool:
@@ -72,7 +83,15 @@ def not_a_value(value: bytes) -> bool:
     return (not value or value.lower() in NULLISH or _NUMBER().fullmatch(value) is not None
             or _TEMPLATE().search(value) is not None or _REFERENCE().match(value) is not None
             or _PLACEHOLDER().search(value) is not None or _PATH().search(value) is not None
-            or _REPEATED().match(value) is not None or _ALNUM().search(value) is None)
+            or _REPEATED().match(value) is not None or _ALNUM().search(value) is None
+            or _ASSIGNMENT().fullmatch(value) is not None or _PROPERTY().fullmatch(value) is not None
+            or sequential(value))
+
+
+def sequential(value: bytes) -> bool:
+    """An alphabet or a counting run rather than a key (ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef…0123456789): 16
+    characters or more, most of them in runs of four consecutive ones. A short "abcd1234" stays a password."""
+    return len(value) >= 16 and sequence_runs(value, 4) * 10 >= len(value) * 6
 
 
 def plain_word(value: bytes) -> bool:
@@ -91,7 +110,11 @@ def prose(value: bytes) -> bool:
 def code_reference(value: bytes) -> bool:
     """An expression, not a literal: ``get_password()``, ``self.token``, ``cfg["key"]``, ``Optional[str]``."""
     return (_CALL().match(value) is not None or value.startswith((b"{", b"[", b"(")) or value.endswith(b"{")
-            or _DOTTED().fullmatch(value) is not None)
+            or (_DOTTED().fullmatch(value) is not None and _RANDOM_PART().search(value) is None))
+
+
+# a dotted part no attribute name looks like: 20+ letters and digits with a digit (a Vault s.ZC9Ecf4M5g9o34Q6Rk…)
+_RANDOM_PART = lazy_pattern(rb"\.(?=[A-Za-z]{0,19}[0-9])[A-Za-z0-9]{20,}\b")
 
 
 def bare_identifier(value: bytes) -> bool:
