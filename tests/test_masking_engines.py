@@ -59,7 +59,7 @@ SECRETS = st.one_of(
     st.tuples(st.sampled_from("pousr"), _s(ALNUM, 36)).map(lambda t: ("", f"gh{t[0]}_{t[1]}")),
     st.tuples(_s(ALNUM, 22), _s(ALNUM, 59)).map(lambda t: ("", f"github_pat_{t[0]}_{t[1]}")),
     st.tuples(st.sampled_from(["xoxb", "xoxa", "xoxr", "xoxs", "xoxe", "xoxc", "xoxd", "xoxe.xoxp", "xapp"]),
-              _s(string.digits, 10, 13), _s(ALNUM + "-", 0, 30), _s(ALNUM, 4, 8)).map(
+              _s(string.digits, 10, 13), _s(ALNUM + "-", 1, 30), _s(ALNUM, 4, 8)).map(
         lambda t: ("", f"{t[0]}-{t[1]}-{t[2]}{t[3]}")),
     st.tuples(_s(string.digits, 6, 13), _s(ALNUM, 8, 34)).map(lambda t: ("", f"xoxp-{t[0]}-{t[0]}-{t[0]}-{t[1]}")),
     st.tuples(_s(ALNUM, 8, 10), _s(ALNUM, 24)).map(lambda t: ("", f"https://hooks.slack.com/services/T{t[0]}/B{t[0]}/{t[1]}")),

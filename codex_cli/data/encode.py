@@ -65,7 +65,7 @@ def _scrub(records: list[Record], mask_secrets: bool, mask: MaskConfig) -> tuple
 
     def scrub(value: str) -> str:
         nonlocal total
-        masked, count = mask_text(value, replacement=mask.replacement, policy=policy)
+        masked, count = mask_text(value, replacement=mask.replacement, policy=policy, bulk=True)
         total += count
         return masked
 

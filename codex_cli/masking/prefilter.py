@@ -73,8 +73,9 @@ def python_finder(eng: Optional[Engine] = None) -> Finder:
                          if m.end() > min_end)
         return found
 
-    tail = max(len(a.literal) + max(a.offsets) + (max_width(a.probe.decode("latin-1")) if a.probe else 0)
-               for a in eng.anchors) - 1
+    # A secret starts at most max(offsets) before its anchor, and an anchor not yet complete at the end
+    # starts at most len(literal) - 1 before it (a probe's match ends at its anchor: it adds nothing here).
+    tail = max(len(a.literal) + max(a.offsets) for a in eng.anchors) - 1
     return Finder("python", find, tail)
 
 
@@ -150,11 +151,15 @@ def hyperscan_finder(eng: Optional[Engine] = None) -> Optional[Finder]:
     table = [(p.back, p.expand, p.caseless, reach, [(i, eng.anchors[i].literal) for i in indices])
              for (p, indices), reach in zip(patterns, reaches)]
     lookback = max(reaches) + 1
+    longest = [max(len(eng.anchors[i].literal) for i in indices) for _, indices in patterns]
     offsets = [max(max(eng.anchors[i].offsets) for i in indices) for _, indices in patterns]
 
     def find(buf: bytes, min_end: int) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
         base = max(0, min_end - lookback)
+        # Per pattern, where its last window ended: Hyperscan reports matches in the order of their ends, so a
+        # window only needs searching past the last one (less a literal's length), not again from its start.
+        searched: dict[int, int] = {}
 
         def on_match(pattern: int, _start: int, end: int, _flags: int, _context: object) -> None:
             end += base
@@ -164,7 +169,9 @@ def hyperscan_finder(eng: Optional[Engine] = None) -> Optional[Finder]:
             if not expand:
                 found.extend((end - back, anchor) for anchor, _ in anchors)
                 return
-            lo = max(0, end - reach)  # the anchor is somewhere in the regex's longest width before the end
+            # the anchor is somewhere in the regex's longest width before the end
+            lo = max(0, end - reach, searched.get(pattern, 0) - longest[pattern] + 1)
+            searched[pattern] = end
             region = buf[lo:end].lower() if caseless else buf[lo:end]
             for anchor, literal in anchors:
                 at = region.find(literal)

@@ -109,23 +109,26 @@ def _alternation(words: tuple[bytes, ...]) -> bytes:
     return b"(?:" + b"|".join(re.escape(w) for w in words) + b")"
 
 
-# One prefilter regex for the generic keywords, which ordinary code and prose use often: every accepted match
-# contains it, an operator and a value (or a quoted value) after the name; and one for --flags. Provider names
-# (cloudflare, discord, …) are rare in text, so their bare literal is prefilter enough (and cheaper to scan).
-# (A --flag's value after a space is covered by the last branch: a whitespace-separated value; the check
-# asks for the "--" itself. Matching "--" here would make Hyperscan verify every keyword backwards, at half
-# the speed.)
+# Two prefilter regexes for the generic keywords, which ordinary code and prose use often: every accepted match
+# contains the keyword, then an operator and a value on the same line (on the next only after an XML tag's ">"),
+# or a type, "=" and a quoted value, or a space and a quoted value; or it is a --flag (-flag) whose value follows a space. Provider names (cloudflare,
+# discord, …) are rare in text, so their bare literal is prefilter enough (and cheaper to scan).
+_TYPE_HS = r"(?:[ \t]{1,4}|[ \t]{0,4}:[ \t]{0,4})[A-Za-z_][A-Za-z0-9_.\[\]|?]{0,40}"
 _ASSIGNED = _alternation(_KEYWORDS) + (
-    f"{_REST}{_NAME_END}{_TYPE_HS}(?:{_SP}(?:{_OP_ANY}){_SP}{_NEXT_LINE}{_ANY_VALUE}"
+    f"{_REST}{_NAME_END}(?:{_SP}(?:{_OP_ANY}){_SP}{_ANY_VALUE}|{_SP}>{_SP}{_NEXT_LINE}{_ANY_VALUE}"
+    f"|{_TYPE_HS}{_SP}:?={_SP}{_QUOTED_VALUE}"
     f"|{_SP}(?:{_OP_COMPARE}){_SP}{_QUOTED_VALUE}"
-    f"|{_SP}(?:{_OP_ARGUMENT}){_SP}{_QUOTED_KEYLIKE}|[ \\t]{{1,8}}{_ANY_VALUE})").encode()
+    f"|{_SP}(?:{_OP_ARGUMENT}){_SP}{_QUOTED_KEYLIKE}|[ \\t]{{1,8}}{_QUOTED_VALUE})").encode()
+_FLAGGED = (b"[^A-Za-z0-9_.-]-[A-Za-z0-9_.-]{0,%d}" % _FLAG_REACH + _alternation(_KEYWORDS)
+            + f"{_REST}[ \\t]{{1,8}}{_ANY_VALUE}".encode())
 
 
 def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, check, generic: bool) -> Rule:
     assert all(k in (_KEYWORDS if generic else _PROVIDER_NAMES) for k in keywords)
     alternatives = "|".join(re.escape(k.decode()) for k in keywords)
     anchors = tuple(Anchor(k, kind=LINES, caseless=True) for k in keywords)  # a value may be on the next line
-    hs = tuple(HsPattern(_ASSIGNED, k, caseless=True, expand=True) for k in keywords) if generic else ()
+    hs = tuple(HsPattern(regex, k, caseless=True, expand=True) for k in keywords
+               for regex in (_ASSIGNED, _FLAGGED)) if generic else ()
     return Rule(id, family, f"(?i:{alternatives})" + _TAIL, anchors, description, hs=hs, check=check)
 
 
@@ -282,17 +285,10 @@ def _keylike(value: bytes) -> bool:
 
 
 def _accept(hit: Hit, strength_of, value_ok, argument_ok=_keylike) -> Optional[Span]:
+    # The cheap structural vetoes first: most candidates in ordinary code fail one of them.
     buf, start = hit.buf, hit.start()
-    name_at = _name_start(buf, start)
-    rest_end = hit.span("rest")[1]
-    strength = strength_of(buf[name_at:rest_end])
-    if not strength:
-        return None
     op = hit.group("op")
     (vs, ve), quoted = _value(hit)
-    if provider_token_at(buf, vs):
-        return None  # the provider's own rule masks it, under the provider's name
-    before = buf[name_at - 1:name_at]
     flag = _FLAG().search(buf, max(0, start - _FLAG_REACH - 2), start) is not None
     if op is None:
         if not hit.group("gap"):
@@ -303,10 +299,16 @@ def _accept(hit: Hit, strength_of, value_ok, argument_ok=_keylike) -> Optional[S
         return None
     elif op == b"," and hit.group("nq") is None:
         return None
-    elif op == b">" and before != b"<":
-        return None
     if op != b">" and b"\n" in (hit.group("gap2") or b""):
         return None  # only an XML element's value may start on the next line
+    name_at = _name_start(buf, start)
+    before = buf[name_at - 1:name_at]
+    if op == b">" and before != b"<":
+        return None
+    rest_end = hit.span("rest")[1]
+    strength = strength_of(buf[name_at:rest_end])
+    if not strength:
+        return None
     if not quoted:
         # NAME=value at a line's start or with an upper-case name (.env, shell), and --flag values, are
         # literals, parentheses and all; elsewhere an unquoted value may be code.
@@ -333,11 +335,17 @@ def _accept(hit: Hit, strength_of, value_ok, argument_ok=_keylike) -> Optional[S
         return None  # f("token", "model") is an argument list; only a key-like value there is a secret
     if not value_ok(value, strength, quoted):
         return None
+    if provider_token_at(buf, vs):
+        return None  # the provider's own rule masks it, under the provider's name
     return vs, ve
 
 
+_LOWER = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
+_NOT_ALNUM = bytes(c for c in range(256) if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122))
+
+
 def _letters_digits(data: bytes) -> bytes:
-    return bytes(c | 0x20 if 65 <= c <= 90 else c for c in data if 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122)
+    return data.translate(_LOWER, _NOT_ALNUM)
 
 
 def _echoes(name: bytes, value: bytes) -> bool:

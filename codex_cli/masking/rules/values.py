@@ -134,32 +134,31 @@ def hex_digest(value: bytes) -> bool:
     return len(value) in (32, 40, 64, 128) and _HEX().fullmatch(value) is not None
 
 
+_PROVIDER_REACH = 40  # a provider's anchor sits within this many bytes of its token's start
+
+
 @functools.cache
-def _provider_anchors() -> tuple[dict[int, list[tuple[bytes, int, tuple[int, ...]]]], "object"]:
-    """Provider anchors by the byte at which they sit relative to a match start (offset, first byte)."""
+def _provider_anchors() -> tuple["re.Pattern[bytes]", list[tuple[int, bytes, int]], "object"]:
+    """One regex that matches where any provider anchor sits at its offset from here (its literal as written), the
+    (offset, literal, rule index) list to confirm with, and the engine."""
     from codex_cli.masking.engine import engine
     from codex_cli.masking.rules.providers import RULES
 
     eng, ids = engine(), {r.id for r in RULES}
-    table: dict[int, list[tuple[bytes, int, tuple[int, ...]]]] = {}
-    for index, rule in enumerate(eng.rules):
-        if rule.id not in ids:
-            continue
-        for a in rule.anchors:
-            for offset in a.offsets:
-                table.setdefault(a.literal[0], []).append((a.literal, offset, (index,)))
-    return table, eng
+    candidates = [(offset, a.literal, index) for index, rule in enumerate(eng.rules) if rule.id in ids
+                  for a in rule.anchors for offset in a.offsets if offset < _PROVIDER_REACH]
+    probe = b"|".join(b".{%d}" % offset + re.escape(literal) for offset, literal in sorted({c[:2] for c in candidates}))
+    return re.compile(probe, re.DOTALL), candidates, eng
 
 
 def provider_token_at(buf: bytes, pos: int) -> bool:
     """Whether a provider rule's format starts at ``pos``: the provider rule masks it under its own name."""
-    table, eng = _provider_anchors()
-    end = min(len(buf), pos + 40)
-    for at in range(pos, end):
-        for literal, offset, indices in table.get(buf[at], ()):
-            if at - offset == pos and buf.startswith(literal, at):
-                if any(eng.single(i).match(buf, pos) is not None for i in indices):
-                    return True
+    probe, candidates, eng = _provider_anchors()
+    if probe.match(buf, pos) is None:
+        return False  # (the common case, decided in one regex step)
+    for offset, literal, index in candidates:
+        if buf.startswith(literal, pos + offset) and eng.single(index).match(buf, pos):
+            return True
     return False
 
 
