@@ -12,8 +12,8 @@ import os
 from typing import Optional
 
 from codex_cli.masking.custom import Policy, policy_for
-from codex_cli.masking.rules import RULES, Rule
 from codex_cli.masking.prefilter import default_finder
+from codex_cli.masking.rules import RULES, Rule
 from codex_cli.masking.stream import DEFAULT_REPLACEMENT, ByteMasker, Finding
 
 DISABLE_ENV = "DISABLE_SECRET_FILTER"

@@ -111,8 +111,8 @@ def _alternation(words: tuple[bytes, ...]) -> bytes:
 
 # Two prefilter regexes for the generic keywords, which ordinary code and prose use often: every accepted match
 # contains the keyword, then an operator and a value on the same line (on the next only after an XML tag's ">"),
-# or a type, "=" and a quoted value, or a space and a quoted value; or it is a --flag (-flag) whose value follows a space. Provider names (cloudflare,
-# discord, …) are rare in text, so their bare literal is prefilter enough (and cheaper to scan).
+# or a type, "=" and a quoted value, or a space and a quoted value; or it is a --flag (-flag) whose value follows
+# a space. Provider names (cloudflare, discord, …) are rare in text, so their bare literal is prefilter enough.
 _TYPE_HS = r"(?:[ \t]{1,4}|[ \t]{0,4}:[ \t]{0,4})[A-Za-z_][A-Za-z0-9_.\[\]|?]{0,40}"
 _ASSIGNED = _alternation(_KEYWORDS) + (
     f"{_REST}{_NAME_END}(?:{_SP}(?:{_OP_ANY}){_SP}{_ANY_VALUE}|{_SP}>{_SP}{_NEXT_LINE}{_ANY_VALUE}"
@@ -381,7 +381,15 @@ def _credential_value(value: bytes, strength: int, quoted: bool) -> bool:
     return random_enough(value)
 
 
+_ASSIGNED_RE = lazy_pattern(_ASSIGNED, re.IGNORECASE)
+
+
 def _assignment(hit: Hit, span: Span) -> Optional[Span]:
+    # The prefilter's own test, for the pure-Python engine (Hyperscan has applied it already): most keywords in
+    # ordinary code have no operator and value after them. A --flag's value after a space is _accept's to judge.
+    buf, start = hit.buf, hit.start()
+    if _ASSIGNED_RE().match(buf, start) is None and _FLAG().search(buf, max(0, start - _FLAG_REACH - 2), start) is None:
+        return None
     return _accept(hit, name_strength, _credential_value)
 
 
