@@ -99,6 +99,9 @@ NEGATIVES = [
     ("slack-token", 'xoxb-12345-abcd234 "xoxp-1234567890" xoxp-572370529330-573807301142-572331691188-#####'),
     ("slack-token", "xoxe.xoxp-1-SlackAppConfigurationAccessTokenHere xoxe.xoxp-1-RANDOMSTRINGHERE"),
     ("slack-token", "https://indieweb.org/images/3/35/2018-250-xoxo-indieweb-1.jpg"),
+    # a prompt for the password, a variable, a function, a tool that is no registry client
+    ("cli-password", 'mysql -u root -p app; echo "$PW" | docker login -u me --password-stdin; def login(self, p):'),
+    ("cli-password", 'mysql -u root -p$MYSQL_PWD app; helm registry login r.io -u me -p "$TOKEN"; git login -p abcdefgh'),
     ("anthropic-api-key", "sk-ant-api03-" + "abc123xyz-456de-klMnopqrstuvwx-3456yza789bcde-1234fghijklmnopAA"),
     ("gitlab-trigger-token", "glptt-tooshort0123456789 glptt-Need5_T00-be-exactly-40-chars--ELse_failing"),
     ("gitlab-oauth-secret", "gloas-checking_Length-Is-checking_Length-Is-"),
@@ -129,6 +132,13 @@ NEGATIVES += [(rid, f"see {prefix}{'x' * 90}")
               for rid, prefix in [("huggingface-token", "hf_"), ("gitlab-token", "glpat-"), ("grafana-token", "glc_"),
                                   ("stripe-key", "sk_live_"), ("npm-token", "npm_")]]
 
+POSITIVES += [
+    ("cli-password", "docker login acr.io -u acr -p Ljc+1lq0U0+c3jHlMHxSxAhCipKt6zU43Hf\n",
+     f"docker login acr.io -u acr -p {S}\n"),
+    ("cli-password", "podman login --password 'Sup3rS3cret!x' quay.io", f"podman login --password '{S}' quay.io"),
+    ("cli-password", "sshpass -p S3cr3tPassw0rd ssh deploy@host", f"sshpass -p {S} ssh deploy@host"),
+    ("cli-password", "mysql -h db -u root -pS3cr3t app < dump.sql", f"mysql -h db -u root -p{S} app < dump.sql"),
+]
 STORAGE_KEY = rand(ALNUM + "+/", 86) + "=="
 ENTRA = f"0.A{rand(ALNUM + '_-', 80)}.Ag{rand(ALNUM + '_-', 300)}"
 POSITIVES += [

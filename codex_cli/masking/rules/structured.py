@@ -76,6 +76,25 @@ def _curl_user(hit: Hit, span: Span) -> Optional[Span]:
     return span
 
 
+_LOGIN_TOOLS = lazy_pattern(rb"(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|crane|cf)(?:\.exe)?"
+                            rb"(?:[ \t]+registry)?[ \t]+\Z")
+_CLI_SECRET = r"(?P<cq>[\"']?)(?P<secret>[^\s\"'`;|&]{4,256})(?P=cq)(?=[\s;|&]|\Z)"
+
+
+def _cli_password(hit: Hit, span: Span) -> Optional[Span]:
+    """A password passed on a command line: ``docker login -u me -p …`` (and podman, helm registry, oras, …),
+    ``sshpass -p …``, ``mysql -u root -p…``; never ``$PASS`` or ``<password>``."""
+    buf = hit.buf
+    value = buf[span[0]:span[1]]
+    if not_a_value(value) or value.startswith(b"-") or provider_token_at(buf, span[0]):
+        return None
+    if buf.startswith(b"login", hit.start()):  # the tool must come just before "login"
+        line_start = buf.rfind(b"\n", 0, hit.start()) + 1
+        if _LOGIN_TOOLS().search(buf, max(line_start, hit.start() - 40), hit.start()) is None:
+            return None
+    return span
+
+
 _AUTH_SCHEMES = r"(?P<scheme>[A-Za-z][A-Za-z0-9_-]{1,24})"  # Bearer, Basic, Token, Api-Token, SSWS, Splunk, …
 _HEADER_VALUE = r"[A-Za-z0-9._~+/=:@-]{8,4096}"
 
@@ -100,6 +119,17 @@ RULES: tuple[Rule, ...] = (
          secret=r"[^\s/\"'<>]{1,256}(?=@[A-Za-z0-9\[_.-])",
          hs=(HsPattern(b"://[^\\s:/?#@\"'<>\\[\\]]{0,128}:[^\\s/\"'<>]{1,256}@", b"://", expand=True),),
          check=_uri),
+    Rule("cli-password", "basic-auth",
+         r"(?:login\b[^\r\n]{0,300}?[ \t](?:-p|--password)(?:[ \t]+|=)|sshpass[ \t]+-p[ \t]*"
+         r"|(?:mysql|mariadb)[a-z]{0,8}\b[^\r\n]{0,300}?[ \t]-p)" + _CLI_SECRET,
+         (Anchor(b"login", kind=LINE), Anchor(b"sshpass", kind=LINE), Anchor(b"mysql", kind=LINE),
+          Anchor(b"mariadb", kind=LINE)),
+         "a password on a command line: docker/podman/helm/oras … login -p, sshpass -p, mysql -p…",
+         hs=(HsPattern(rb"login[^\r\n]{0,300}[ \t](?:-p|--password)[ \t=]", b"login", expand=True),
+             HsPattern(rb"sshpass[ \t]+-p", b"sshpass", expand=True),
+             HsPattern(rb"mysql[^\r\n]{0,310}[ \t]-p[^\s\"'`;|&]", b"mysql", expand=True),
+             HsPattern(rb"mariadb[^\r\n]{0,310}[ \t]-p[^\s\"'`;|&]", b"mariadb", expand=True)),
+         check=_cli_password),
     Rule("curl-user-password", "basic-auth",
          r"(?<![A-Za-z0-9_-])(?:-u|--user)(?:=|[ \t]{1,5})(?P<q>[\"']?)"
          r"(?:(?P<user>\"[^\"\r\n]{0,128}\"|'[^'\r\n]{0,128}'|[^\s:\"']{0,128}):"
