@@ -101,7 +101,8 @@ NEGATIVES = [
     ("slack-token", "https://indieweb.org/images/3/35/2018-250-xoxo-indieweb-1.jpg"),
     # a prompt for the password, a variable, a function, a tool that is no registry client
     ("cli-password", 'mysql -u root -p app; echo "$PW" | docker login -u me --password-stdin; def login(self, p):'),
-    ("cli-password", 'mysql -u root -p$MYSQL_PWD app; helm registry login r.io -u me -p "$TOKEN"; git login -p abcdefgh'),
+    ("cli-password", 'mysql -u root -p$MYSQL_PWD app; helm registry login r.io -u me -p "$TOKEN"'),
+    ("cli-password", "git login -p abcdefgh"),
     ("anthropic-api-key", "sk-ant-api03-" + "abc123xyz-456de-klMnopqrstuvwx-3456yza789bcde-1234fghijklmnopAA"),
     ("gitlab-trigger-token", "glptt-tooshort0123456789 glptt-Need5_T00-be-exactly-40-chars--ELse_failing"),
     ("gitlab-oauth-secret", "gloas-checking_Length-Is-checking_Length-Is-"),
