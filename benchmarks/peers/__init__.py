@@ -19,8 +19,8 @@ add, drop or change cases; what cannot be evaluated there is reported as a :clas
 line), never silently skipped. Each peer module maps the peer's rules to codex families.
 
 Every case is a :class:`Case`; :func:`all_cases` gathers them. Output is deterministic for a seed (default
-1234). Standard library only. ``python benchmarks/peer_cases.py --help`` prints the cases per family and
-source and writes them as JSON lines.
+1234). Standard library only. ``python benchmarks/peers --help`` (``__main__.py``) prints the cases per
+family and source and writes them as JSON lines.
 """
 
 from __future__ import annotations

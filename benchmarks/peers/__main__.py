@@ -1,38 +1,12 @@
 """True-positive and false-positive test cases taken from peer secret scanners' own test suites.
 
-    python benchmarks/peer_cases.py --gitleaks DIR --detect-secrets DIR --trufflehog DIR --out cases.jsonl
+    python benchmarks/peers --gitleaks DIR --detect-secrets DIR --trufflehog DIR --out cases.jsonl
 
-The recall measurement of ``codex mask`` needs inputs that other people wrote. The ``peers`` package reads them at
-run time from local git checkouts of three peers and never copies their text into this repository:
-
-- gitleaks (MIT): ``git clone https://github.com/gitleaks/gitleaks``. Each rule in
-  ``cmd/generate/config/rules/*.go`` builds its ``tps``/``fps`` lists in Go. A small Go tokenizer and
-  interpreter evaluates the subset those files use (string literals, ``+``, composite literals, ``append``,
-  ``fmt.Sprintf``, ``var``/``:=``, ``if``, ``for … range``) and runs the helpers in
-  ``cmd/generate/config/utils/{generate,patterns}.go`` from the checkout itself. ``secrets.NewSecret(regex)``
-  is replaced by a seeded sampler that walks Python's parse of the (converted) Go regex the way gitleaks'
-  reggen generator does with its limit of 1: a repeat ``{n,m}`` with ``n >= 1`` gives ``n`` copies, ``?``,
-  ``*`` and ``{0,m}`` give zero or one. Go map iteration is random, so maps are iterated sorted by key.
-- detect-secrets (Apache-2.0): ``git clone https://github.com/Yelp/detect-secrets``. ``tests/plugins/*_test.py``
-  are parsed with ``ast`` (never imported) and their ``@pytest.mark.parametrize`` rows evaluated with a
-  restricted evaluator; ``randint`` is replaced by its lower bound.
-- trufflehog (AGPL-3.0): ``git clone https://github.com/trufflesecurity/trufflehog``. The ``[]struct{…}``
-  test tables (``input``/``want``) of ``pkg/detectors/<name>/*_test.go`` are evaluated with the same Go
-  interpreter.
-
-``Case.secret`` (tp only, None when unknown): for gitleaks the argument of ``GenerateSampleSecret(s)``, else
-what the rule's own regex reports (its SecretGroup, else the first non-empty unnamed group, wrapping quotes
-dropped), else the generated part; for detect-secrets the test's expected secret (flag-only rows: None); for
-trufflehog the expected result when it occurs in the input, else its credential (JSON value or longest
-non-URL part). A gitleaks fp that is another rule's tp text is dropped; one that a sibling rule of the same
-file matches with enough entropy becomes that sibling's tp.
-
-Every case is a :class:`Case`; ``--out`` writes one JSON object per line after a first ``{"meta": …}`` line
-that records each source's commit, licence, the constructs that could not be evaluated (with file:line) and
-notes (fps reclassified as credentials, rules re-run because a generated value failed the rule itself).
-Output is deterministic for a seed (default 1234). Standard library only.
+Prints the cases per family and source, per file, the notes (files absent, fps reclassified, rules re-run)
+and the constructs that could not be evaluated. ``--out`` writes one JSON object per line after a first
+``{"meta": …}`` line that records each source's commit, licence, the constructs that could not be evaluated
+(with file:line) and those notes. Output is deterministic for a seed (default 1234).
 """
-
 
 from __future__ import annotations
 
@@ -41,10 +15,14 @@ import json
 import sys
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Optional
 
-from peers import CLONE_URLS, LICENSES, SEED, Case, Problem, all_cases, spot_check
-from peers.git import Git
+if not __package__:  # run as `python benchmarks/peers`: import the package by name, not its modules as top-level
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from peers import CLONE_URLS, LICENSES, SEED, Case, Problem, all_cases, spot_check  # noqa: E402
+from peers.git import Git  # noqa: E402
 
 
 def _print_report(cases: list[Case], problems: list[Problem], stats: Counter, info: list[str],
