@@ -1,6 +1,6 @@
 """Go (RE2) regular expressions read with Python's ``re``: the rewrite and the compile.
 
-Go's flag groups, ``\z``, named groups and POSIX classes are rewritten to their Python spellings; what has
+Go's flag groups, ``\\z``, named groups and POSIX classes are rewritten to their Python spellings; what has
 no Python equivalent (Unicode classes, ``(?U)``) raises :class:`GoError` rather than change meaning.
 """
 
