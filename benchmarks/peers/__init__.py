@@ -15,8 +15,9 @@ never touched) and stores nothing of theirs in this repository: no case, rule or
   test tables of ``pkg/detectors/<name>/*_test.go``, run with the same Go evaluator (:mod:`peers.trufflehog`).
 
 Written against gitleaks b58d3f10, detect-secrets 5e141933 and trufflehog 3ab759fe. Another commit may
-add, drop or change cases; what cannot be evaluated there is reported as a :class:`Problem` (with file and
-line), never silently skipped. Each peer module maps the peer's rules to codex families.
+add, drop or change cases; what cannot be evaluated there is recorded as a :class:`Problem` (with file and
+line) in the ``problems`` list a caller passes, and the command line prints them. Each peer module maps
+the peer's rules to codex families.
 
 Every case is a :class:`Case`; :func:`all_cases` gathers them. Output is deterministic for a seed (default
 1234). Standard library only. ``python benchmarks/peers --help`` (``__main__.py``) prints the cases per

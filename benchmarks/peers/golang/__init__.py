@@ -4,8 +4,8 @@ It runs the subset those files use: string, number and rune literals, ``+`` and 
 literals (slices, maps, structs), ``append``, ``fmt.Sprintf``, ``var``/``const``/``:=``, ``if`` and
 ``for … range``, package-level functions, a few of ``strings``, ``base64`` and ``regexp``. Go's map
 iteration is random; maps are iterated sorted by key so that a run is deterministic. A construct outside
-the subset raises :class:`GoError`; where a list element or statement fails, the interpreter records a
-:class:`~peers.cases.Problem` and goes on.
+the subset raises :class:`GoError`; where a list element, a map entry or (in a tolerant block) a statement
+fails, the interpreter records a :class:`~peers.cases.Problem` and goes on.
 
 ``secrets.NewSecret(regex)`` is answered by :class:`RegexSampler` (gitleaks' reggen, emulated), and Go
 regexes are compiled with :func:`compile_go_regex`.
