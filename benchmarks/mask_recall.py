@@ -2,7 +2,7 @@
 
     python benchmarks/mask_recall.py --gitleaks DIR --detect-secrets DIR [--trufflehog DIR] [--show N]
 
-The cases are read at run time from local checkouts of the peers (see ``peer_cases.py``); nothing of
+The cases are read at run time from local checkouts of the peers (see ``benchmarks/peers/``); nothing of
 theirs is stored here. A true positive counts as caught when ``codex mask`` changes the text and no
 8-character piece of the credential (the whole credential, when shorter) is left in the output, so a
 key masked only in part counts as missed. The credential is the secret part of what the peer reports:
@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peer_cases import Case, all_cases  # noqa: E402
+from peers import Case, all_cases  # noqa: E402
 
 from codex_cli.masking.stream import ByteMasker, Finding  # noqa: E402
 
