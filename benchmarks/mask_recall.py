@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import Case, all_cases  # noqa: E402
+from peers import Case, Problem, all_cases  # noqa: E402
 
 from codex_cli.masking.stream import ByteMasker, Finding  # noqa: E402
 
@@ -247,7 +247,10 @@ def main() -> None:
     if not (args.gitleaks or args.detect_secrets or args.trufflehog):
         parser.error("give at least one peer checkout")
     os.environ.setdefault("CODEX_MASK_ENGINE", "auto")
-    cases = all_cases(args.gitleaks, args.detect_secrets, args.trufflehog)
+    problems: list[Problem] = []
+    cases = all_cases(args.gitleaks, args.detect_secrets, args.trufflehog, problems=problems)
+    for problem in problems:  # constructs of the peers' sources that could not be read: their cases are missing
+        print(f"skipped: {problem}")
     peers = {"gitleaks": args.gitleaks, "detect-secrets": args.detect_secrets, "trufflehog": args.trufflehog}
     print(f"{len(cases)} cases from " + ", ".join(f"{name} {_commit(path)}" for name, path in peers.items() if path))
     table, shown = score(cases)
