@@ -236,3 +236,18 @@ def test_the_default_finder_takes_over_past_small_inputs_with_the_same_output() 
     assert masked_with(data, None, cuts, adaptive) == masked_with(data, None, [], python)
     assert adaptive._finder.name == (HS_FINDER.name if HS_FINDER else "python")
     assert adaptive.count == python.count >= len(secrets) - 5  # (a few sampled tokens are placeholders, left alone)
+
+
+def test_every_pattern_is_bounded() -> None:
+    """A rule or prefilter pattern with an unbounded repeat would make the stream hold back (and rescan) all
+    it has read: quadratic time on chunked input, as an unbounded `sshpass[ \\t]+-p` once did."""
+    from codex_cli.masking.engine import engine
+    from codex_cli.masking.prefilter import hs_patterns
+    from codex_cli.masking.rules import REACH
+    from codex_cli.masking.rules.base import max_width
+
+    eng = engine()
+    unbounded = [r.id for r in eng.rules if max_width(r.regex) >= 2**31]  # (the engine caps a rule at REACH)
+    unbounded += [p.regex.decode("latin-1")[:40] for p, _ in hs_patterns(eng)
+                  if p.expand and max_width(p.regex.decode("latin-1")) > REACH]
+    assert unbounded == []

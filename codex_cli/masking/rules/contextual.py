@@ -310,12 +310,13 @@ def _accept(hit: Hit, strength_of, value_ok, argument_ok=_keylike) -> Optional[S
     if not strength:
         return None
     if not quoted:
-        # NAME=value at a line's start or with an upper-case name (.env, shell), and --flag values, are
-        # literals, parentheses and all; elsewhere an unquoted value may be code.
+        # NAME=value at a line's start or with an upper-case name (.env, shell), --flag values and an XML
+        # element's text (a Jenkins {AQAAABAAAA…} secret) are literals, braces and all; elsewhere an unquoted
+        # value may be code.
         line_start = buf.rfind(b"\n", 0, name_at) + 1
         tight = op == b"=" and not hit.group("gap") and not hit.group("gap2")
-        literal = flag or (tight and (_LINE_PREFIX().match(buf, line_start, name_at) is not None
-                                      or _ENV_NAME().fullmatch(buf, name_at, rest_end) is not None))
+        literal = flag or op == b">" or (tight and (_LINE_PREFIX().match(buf, line_start, name_at) is not None
+                                                    or _ENV_NAME().fullmatch(buf, name_at, rest_end) is not None))
         ve = _unquoted_end(buf, (vs, ve), literal, before in (b"?", b"&"))
         value = buf[vs:ve]
         if value.startswith(b"=") or _ATTRIBUTE().match(value) or (not literal and code_reference(value)):

@@ -120,13 +120,13 @@ RULES: tuple[Rule, ...] = (
          hs=(HsPattern(b"://[^\\s:/?#@\"'<>\\[\\]]{0,128}:[^\\s/\"'<>]{1,256}@", b"://", expand=True),),
          check=_uri),
     Rule("cli-password", "basic-auth",
-         r"(?:login\b[^\r\n]{0,300}?[ \t](?:-p|--password)(?:[ \t]+|=)|sshpass[ \t]+-p[ \t]*"
+         r"(?:login\b[^\r\n]{0,300}?[ \t](?:-p|--password)(?:[ \t]{1,8}|=)|sshpass[ \t]{1,8}-p[ \t]{0,8}"
          r"|(?:mysql|mariadb)[a-z]{0,8}\b[^\r\n]{0,300}?[ \t]-p)" + _CLI_SECRET,
          (Anchor(b"login", kind=LINE), Anchor(b"sshpass", kind=LINE), Anchor(b"mysql", kind=LINE),
           Anchor(b"mariadb", kind=LINE)),
          "a password on a command line: docker/podman/helm/oras … login -p, sshpass -p, mysql -p…",
          hs=(HsPattern(rb"login[^\r\n]{0,300}[ \t](?:-p|--password)[ \t=]", b"login", expand=True),
-             HsPattern(rb"sshpass[ \t]+-p", b"sshpass", expand=True),
+             HsPattern(rb"sshpass[ \t]{1,8}-p", b"sshpass", expand=True),
              HsPattern(rb"mysql[^\r\n]{0,310}[ \t]-p[^\s\"'`;|&]", b"mysql", expand=True),
              HsPattern(rb"mariadb[^\r\n]{0,310}[ \t]-p[^\s\"'`;|&]", b"mariadb", expand=True)),
          check=_cli_password),
