@@ -123,12 +123,19 @@ _FLAGGED = (b"[^A-Za-z0-9_.-]-[A-Za-z0-9_.-]{0,%d}" % _FLAG_REACH + _alternation
             + f"{_REST}[ \\t]{{1,8}}{_ANY_VALUE}".encode())
 
 
+# Provider-named rules: the name, an operator (or a space), then a value in a provider's shape, which always
+# starts with 8 token characters (not "aws" inside a base64 blob, which the bare literal would find).
+_NAMED_HS = _alternation(_PROVIDER_NAMES) + (
+    f"{_REST}{_NAME_END}(?:{_TYPE_HS})?(?:{_SP}(?:{_OP}){_SP}{_NEXT_LINE}|[ \\t]{{1,8}}){_QUOTE_PREFIX}"
+    f"\\\\{{0,2}}[\"'`]?[A-Za-z0-9][A-Za-z0-9/+_.-]{{7}}").encode()
+
+
 def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, check, generic: bool) -> Rule:
     assert all(k in (_KEYWORDS if generic else _PROVIDER_NAMES) for k in keywords)
     alternatives = "|".join(re.escape(k.decode()) for k in keywords)
     anchors = tuple(Anchor(k, kind=LINES, caseless=True) for k in keywords)  # a value may be on the next line
-    hs = tuple(HsPattern(regex, k, caseless=True, expand=True) for k in keywords
-               for regex in (_ASSIGNED, _FLAGGED)) if generic else ()
+    regexes = (_ASSIGNED, _FLAGGED) if generic else (_NAMED_HS,)
+    hs = tuple(HsPattern(regex, k, caseless=True, expand=True) for k in keywords for regex in regexes)
     return Rule(id, family, f"(?i:{alternatives})" + _TAIL, anchors, description, hs=hs, check=check)
 
 
