@@ -74,7 +74,7 @@ def test_api_key_from_env_is_required() -> None:
 
 
 def test_tiny_model_streams_and_drains_on_sigterm(tiny_model_dir: Path) -> None:
-    args = codex_serve("--model", str(tiny_model_dir), "--preload", "serve.max_wait_ms=0")
+    args = codex_serve("--model", str(tiny_model_dir), "--preload")
     server = Server(args).wait_ready("/readyz")
     try:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
