@@ -27,6 +27,17 @@ def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
+@pytest.fixture(scope="module")
+def codex_tiny() -> tuple[Any, Any]:
+    """The built-in pretrained model: unlike a random one, its greedy choices hinge on every position."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from codex_cli.model import BUILTIN_DIR
+
+    torch.set_num_threads(1)
+    return AutoModelForCausalLM.from_pretrained(BUILTIN_DIR).eval(), AutoTokenizer.from_pretrained(BUILTIN_DIR)
+
+
 Outcome = tuple[JobResult | ApiError, list[str]]
 
 
@@ -94,8 +105,8 @@ def test_greedy_batch_matches_transformers_generate(tiny: tuple[Any, Any]) -> No
 LONG = "def add(a, b):\n    return a + b\n\nclass Point:\n    x: int = 0\n" * 3
 
 
-def test_rows_joining_mid_flight_and_chunked_prompts_match_generate(tiny: tuple[Any, Any]) -> None:
-    model, tok = tiny
+def test_rows_joining_mid_flight_and_chunked_prompts_match_generate(codex_tiny: tuple[Any, Any]) -> None:
+    model, tok = codex_tiny
     assert len(tok(LONG)["input_ids"]) > 3 * 16  # prefilled in several chunks of 16
     arrivals = [[GenRequest(PROMPTS[0], 30, temperature=0.0)], [], [GenRequest(LONG, 12, temperature=0.0)],
                 [GenRequest(PROMPTS[1], 3, temperature=0.0), GenRequest(PROMPTS[2], 20, temperature=0.0)],
