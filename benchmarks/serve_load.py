@@ -168,11 +168,11 @@ def served(model: str, batch: int, clients: int, total: int, args: argparse.Name
 def in_process(args: argparse.Namespace) -> tuple[Row, Row, object]:
     """transformers generate over a batch of 16 and one at a time; also returns codex's engine on that model."""
     import torch
+    from codex_cli.serving.engine import TorchEngine
 
     from codex_cli.checkpoint.inference import load_for_inference
     from codex_cli.config import MaskConfig, ModelConfig
     from codex_cli.runtime import configure_threads
-    from codex_cli.serving.engine import TorchEngine
 
     configure_threads(args.threads)
     loaded = load_for_inference("codex-tiny", ModelConfig())
@@ -263,8 +263,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    from codex_cli.config import MaskConfig
     from codex_cli.serving.echo import EchoEngine
+
+    from codex_cli.config import MaskConfig
 
     batch16, single, tiny_engine = in_process(args)
     direct, tiny_seq = paired("codex-tiny", tiny_engine, min(args.tiny_requests, 48), args)

@@ -70,7 +70,10 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> tuple[list[int],
     text, spans = assistant_spans(tokenizer, messages)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     ids = list(encoded["input_ids"])
-    learn = [any(start <= begin < end for start, end in spans) for begin, _ in encoded["offset_mapping"]]
+    # a token that reaches into an assistant turn counts (a template whose prompt ends in a space merges it
+    # into the turn's first token)
+    learn = [any(begin < end_ and finish > start_ for start_, end_ in spans) for begin, finish in
+             encoded["offset_mapping"]]
     return ids, learn
 
 

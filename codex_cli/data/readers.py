@@ -140,8 +140,11 @@ def _record(obj: dict[str, Any], fields: Fields, label: str, number: int, what: 
         return number, prompt, _string(obj, fields.completion, where, what)
     if what == "field" and fields.messages in obj:
         return Chat(number, _messages(obj[fields.messages], fields.messages, where))
-    chat = f", or '{fields.messages}'" if what == "field" else ""
-    raise DataError(f"{where}: missing {what} '{fields.text}' (or '{fields.prompt}' and '{fields.completion}'{chat}); "
+    if what == "field":
+        raise DataError(f"{where}: missing field '{fields.text}' (or '{fields.prompt}' and '{fields.completion}', or "
+                        f"'{fields.messages}'); set data.text_field, data.prompt_field, data.completion_field or "
+                        "data.messages_field")
+    raise DataError(f"{where}: missing column '{fields.text}' (or '{fields.prompt}' and '{fields.completion}'); "
                     "set data.text_field, data.prompt_field or data.completion_field")
 
 
