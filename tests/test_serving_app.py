@@ -342,3 +342,54 @@ def test_health_answers_while_the_model_works() -> None:
         busy.join(10)
     assert answered_during_generation
     assert health.status_code == 200 and ready.json() == {"status": "ready", "model": "gated"}
+
+
+def test_chat_completions_answer_in_the_openai_shape(echo: TestClient) -> None:
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": f"hi {PROMPT_SECRET} there"}]
+    r = echo.post("/v1/chat/completions", json={"model": "echo", "messages": messages, "max_completion_tokens": 8})
+    body = r.json()
+    assert r.status_code == 200 and body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert body["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "hi [SECRET] there"},
+                                "logprobs": None, "finish_reason": "stop"}]
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6} and body["masked"] == 1
+    assert PROMPT_SECRET not in r.text
+
+
+def test_chat_completions_stream_deltas(echo: TestClient) -> None:
+    r = echo.post("/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "a b c"}],
+                                                "stream": True, "max_tokens": 2,
+                                                "stream_options": {"include_usage": True}})
+    events = _sse(r.text)
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(e["object"] == "chat.completion.chunk" for e in events)
+    assert "".join(c["delta"].get("content", "") for e in events for c in e["choices"]) == "a b "
+    assert events[-2]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}
+    assert events[-1]["usage"]["completion_tokens"] == 2
+
+
+CHAT_ERRORS = [
+    pytest.param({"model": "echo"}, "missing required field 'messages'", id="missing-messages"),
+    pytest.param({"model": "echo", "messages": []}, "'messages' must be a list of 1 to 256 messages", id="empty"),
+    pytest.param({"model": "echo", "messages": [{"role": "wizard", "content": "x"}]},
+                 "'messages[0].role' must be one of system, developer, user, assistant, tool", id="bad-role"),
+    pytest.param({"model": "echo", "messages": [{"role": "user", "content": 3}]},
+                 "'messages[0].content' must be a string or a list of text parts", id="bad-content"),
+    pytest.param({"model": "echo", "messages": [{"role": "user", "content": "x", PROMPT_SECRET: 1}]},
+                 "unknown field '[SECRET]' in 'messages[0]'; allowed fields: content, name, role", id="unknown-key"),
+    pytest.param({"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2,
+                  "max_completion_tokens": 2}, "give 'max_completion_tokens' or 'max_tokens', not both", id="both"),
+    pytest.param({"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 3},
+                 "'n' is not supported by this server; leave it out", id="n-3"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), CHAT_ERRORS)
+def test_bad_chat_requests_get_json_errors(echo: TestClient, body: dict, message: str) -> None:
+    r = echo.post("/v1/chat/completions", json=body)
+    assert (r.status_code, r.json()["error"]["message"]) == (422, message)
+
+
+def test_chat_content_parts_are_joined(echo: TestClient) -> None:
+    parts = [{"type": "text", "text": "one "}, {"type": "text", "text": "two"}]
+    r = echo.post("/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": parts}]})
+    assert r.json()["choices"][0]["message"]["content"] == "one two"
