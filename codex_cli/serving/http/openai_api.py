@@ -87,16 +87,20 @@ async def _events(state: ServerState, job: Job, head: dict[str, Any], choice: Ch
     try:
         if first is not None:  # chat streams open with the assistant's role
             yield _sse({**head, "choices": [{"index": 0, "delta": first, "logprobs": None, "finish_reason": None}]})
-        while True:
+        ended = False
+        while not ended:
             try:
-                text = await asyncio.wait_for(job.chunks.get(), max(deadline - time.monotonic(), 0.0))
+                texts = [await asyncio.wait_for(job.chunks.get(), max(deadline - time.monotonic(), 0.0))]
             except asyncio.TimeoutError:
                 job.cancelled = True
                 yield _sse(timed_out(timeout).body())
                 return
-            if text is None:
-                break
-            yield _sse({**head, "choices": [choice(text, None)]})
+            while not job.chunks.empty():  # what piled up since the last write goes out in one write
+                texts.append(job.chunks.get_nowait())
+            ended = texts[-1] is None
+            events = "".join(_sse({**head, "choices": [choice(text, None)]}) for text in texts if text is not None)
+            if events:
+                yield events
         outcome = job.done.result()
         if isinstance(outcome, ApiError):
             yield _sse(outcome.body())
