@@ -308,7 +308,7 @@ def classic(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 STATIC_REV = "62b88cf"  # the last commit with the static batcher (issue 13 replaced it)
-PEER_PACKAGES = ["fastapi", "uvicorn", "openai", "pydantic"]
+PEER_PACKAGES = ["fastapi", "uvicorn", "openai", "pydantic", "accelerate"]  # transformers[serving], less its torch pin
 
 
 @dataclass

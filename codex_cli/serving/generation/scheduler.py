@@ -123,7 +123,11 @@ class Scheduler:
             if engine is None:
                 self._refuse_queued()
                 continue
-            self._admit(engine)
+            try:
+                self._admit(engine)
+            except Exception:  # a bug in scheduling: fail what it touched, keep the worker alive
+                log.exception("admitting requests failed")
+                self._fail_all(engine)
             self._outbox.flush()  # refusals go out now, not after the step
             if self._running:
                 self._step(engine)
@@ -142,6 +146,8 @@ class Scheduler:
         # Only this thread removes jobs, so the head can be read outside the lock.
         while self._queue and len(self._running) < self._max_rows:
             job = self._queue[0]
+            if job.footprint is None:  # it arrived after the queue was prepared: next time round
+                return
             rows = len(self._running) + 1
             if rows * max([job.footprint, *(j.footprint for j in self._running)]) > self._budget:
                 return  # the head waits for rows to leave; nobody overtakes it
@@ -152,13 +158,22 @@ class Scheduler:
 
     def _refuse_what_cannot_run(self, engine: Engine) -> None:
         """Prepare every newly queued job; drop the cancelled, and answer those that can never run at once."""
-        for job in list(self._queue):
+        with self._cond:
+            queued = list(self._queue)
+        for job in queued:
             if job.footprint is None and not job.cancelled and self._prepare(engine, job):
                 if job.footprint > self._budget:
                     job.finish(never_fits(job.footprint, self._budget))
             if job.cancelled or job.outcome is not None:
                 with self._cond:
                     self._queue.remove(job)
+
+    def _fail_all(self, engine: Engine) -> None:
+        with self._cond:
+            queued, self._queue = list(self._queue), collections.deque()
+        for job in [*engine.abort(), *queued]:
+            job.finish(server_error())
+        self._running = []
 
     def _prepare(self, engine: Engine, job: Job) -> bool:
         try:
