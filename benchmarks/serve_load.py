@@ -627,7 +627,9 @@ def mechanism_phase(args: argparse.Namespace) -> None:
         scheduler.stop()
         return result
 
-    manager = model.init_continuous_batching(
+    # init_continuous_batching switches the model's attention to a paged kernel: the peer gets its own copy
+    peer_model = load_for_inference("codex-tiny", ModelConfig()).model
+    manager = peer_model.init_continuous_batching(
         generation_config=GenerationConfig(do_sample=False, max_new_tokens=128, eos_token_id=tok.eos_token_id),
         continuous_batching_config=ContinuousBatchingConfig(num_blocks=64, max_batch_tokens=512))
     manager.start()
@@ -676,7 +678,8 @@ async def closed_loop(one: object, sizes: list[int], clients: int) -> tuple[floa
         while queue:
             i, size = queue.pop(0)
             started = time.perf_counter()
-            tokens += await one(i, size)  # type: ignore[operator]
+            generated = await one(i, size)  # type: ignore[operator]
+            tokens += generated  # not `tokens += await ...`: that reads tokens before the await and loses updates
             if size == 8:
                 short.append(time.perf_counter() - started)
 
