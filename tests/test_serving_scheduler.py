@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Optional
 
-from serving_stubs import ScriptEngine
+from serving_stubs import GatedEngine, ScriptEngine
 
 from codex_cli.serving.generation import GenRequest, Job, JobResult, Scheduler
 
@@ -68,3 +68,27 @@ def test_a_bug_in_a_step_fails_the_running_jobs_and_the_worker_goes_on() -> None
     scheduler = _scheduler(FlakyEngine(["a", "b"]))
     failed, fine = asyncio.run(go())
     assert getattr(failed, "status", None) == 500 and isinstance(fine, JobResult) and fine.text == "ab"
+
+
+def test_a_request_waiting_for_kv_budget_is_not_overtaken() -> None:
+    engine = GatedEngine(["w"] * 9)
+    # footprints (1 + max_new_tokens): A 6, B 10, C 3; budget 12 holds A + C (2 x 6) but never B with anyone
+    scheduler = Scheduler(lambda: engine, _Metrics(), max_batch_size=8, max_batch_tokens=12, max_queue=8, seed=0)
+    finished: list[str] = []
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        scheduler.start()
+        jobs = {name: Job(GenRequest(name, tokens), loop) for name, tokens in (("A", 5), ("B", 9), ("C", 2))}
+        scheduler.submit(jobs["A"])
+        await loop.run_in_executor(None, engine.entered.wait, 10)  # A runs alone; its first step waits
+        scheduler.submit(jobs["B"])
+        scheduler.submit(jobs["C"])
+        engine.allow(100)
+        for name, job in jobs.items():
+            job.done.add_done_callback(lambda _, name=name: finished.append(name))
+        await asyncio.wait_for(asyncio.gather(*(job.done for job in jobs.values())), 10)
+        scheduler.stop()
+
+    asyncio.run(go())
+    assert finished == ["A", "B", "C"] and max(engine.steps) == 1  # C could have joined A, but B was first
