@@ -460,6 +460,8 @@ class Launch:
     ready_path: str
     env: dict[str, str] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # request fields only this server takes
+    cwd: str | None = None  # `python -m` puts the working directory first on sys.path
+    marker: str | None = None  # a /metrics line proving which code runs
 
 
 def launches(args: argparse.Namespace) -> list[Launch]:
@@ -470,11 +472,12 @@ def launches(args: argparse.Namespace) -> list[Launch]:
               "serve.max_new_tokens=256"]
     usage = {"stream_options": {"include_usage": True}}
     out = [Launch("codex serve", [sys.executable, "-m", "codex_cli", "serve", *common], "codex-tiny", "/readyz",
-                  extra=usage)]
+                  extra=usage, marker="# TYPE codex_running_batch_size histogram")]
     if args.static_rev:
         old = static_checkout(args.static_rev)
         out.append(Launch("codex serve, static (before)", [sys.executable, "-m", "codex_cli", "serve", *common],
-                          "codex-tiny", "/readyz", env={"PYTHONPATH": str(old)}, extra=usage))
+                          "codex-tiny", "/readyz", env={"PYTHONPATH": str(old)}, extra=usage, cwd=str(old),
+                          marker="# TYPE codex_batch_size histogram"))
     if args.peer_venv:
         peer = [peer_python(Path(args.peer_venv).expanduser()), "-m", "transformers.cli.transformers", "serve",
                 str(BUILTIN_DIR), "--device", "cpu", "--continuous-batching", "--cb-num-blocks", "64",
@@ -490,7 +493,7 @@ def start(launch: Launch) -> tuple[subprocess.Popen, int]:
     log = tempfile.TemporaryFile()  # a pipe nobody reads would block the server once full
     env = {**os.environ, "OMP_NUM_THREADS": "1", **launch.env}
     argv = [*launch.args, "--port", str(port)] + (["--host", "127.0.0.1"] if "transformers" in launch.name else [])
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=launch.cwd)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -525,6 +528,12 @@ def serve_round(launch: Launch, args: argparse.Namespace) -> tuple[list[Run], fl
     proc, port = start(launch)
     runs = []
     try:
+        if launch.marker:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                text = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+            if launch.marker not in text:
+                raise SystemExit(f"{launch.name} does not run the expected code (no '{launch.marker}' in /metrics)")
         asyncio.run(drive_streams(port, launch.model, [8, 32], 1, launch.extra))  # warm-up (the peer's first is slow)
         mixed = workload("mixed", args.requests, args.seed)
         plan = [("solo", [32] * 8, 1), ("mixed", mixed, args.clients),
