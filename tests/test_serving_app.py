@@ -261,6 +261,18 @@ def test_slow_generation_times_out_with_504() -> None:
                                  "type": "timeout"}
 
 
+def test_a_slow_stream_ends_with_a_timeout_event() -> None:
+    engine = GatedEngine(["line one of the answer\n" * 4, "b "])
+    with TestClient(create_app(settings(request_timeout_s=0.3), engine=engine)) as client:
+        engine.allow(1)  # one long piece (the secret filter releases most of it), then generation stalls
+        r = client.post("/v1/completions", json={"model": "gated", "prompt": "p", "max_tokens": 2, "stream": True})
+        engine.allow(10)
+    events = [json.loads(e[len("data: "):]) for e in r.text.split("\n\n") if e.startswith("data: ")]
+    assert events[0]["choices"][0]["text"].startswith("line one of the answer\n")
+    assert events[-1] == {"error": {"message": "generation did not finish within 0.3 s (serve.request_timeout_s)",
+                                    "type": "timeout"}}
+
+
 def test_a_short_request_joins_the_running_batch_and_leaves_before_the_long_one() -> None:
     engine = GatedEngine(["w "] * 40)
     with TestClient(create_app(settings(), engine=engine)) as client:

@@ -18,6 +18,7 @@ from codex_cli.serving.http.schemas import parse_chat, parse_completion
 from codex_cli.serving.http.state import ServerState, timed_out
 
 OWNER = "codex"
+_TIMED_OUT: Any = object()  # put in a stream's chunk queue when serve.request_timeout_s is up
 Chunk = Callable[[str, Optional[str]], dict[str, Any]]  # (text, finish_reason) -> one choice
 
 
@@ -82,25 +83,28 @@ def _stream(events: AsyncIterator[str]) -> StreamingResponse:
 async def _events(state: ServerState, job: Job, head: dict[str, Any], choice: Chunk, prompt_masked: int,
                   include_usage: bool, first: Optional[dict[str, Any]] = None) -> AsyncIterator[str]:
     timeout = state.settings.serve.request_timeout_s
-    deadline = time.monotonic() + timeout
-    assert job.chunks is not None
+    chunks = job.chunks
+    assert chunks is not None
+    # one timer per stream, not a wait_for (a task and a timer) per chunk
+    timer = asyncio.get_running_loop().call_later(timeout, chunks.put_nowait, _TIMED_OUT)
     try:
         if first is not None:  # chat streams open with the assistant's role
             yield _sse({**head, "choices": [{"index": 0, "delta": first, "logprobs": None, "finish_reason": None}]})
         ended = False
         while not ended:
-            try:
-                texts = [await asyncio.wait_for(job.chunks.get(), max(deadline - time.monotonic(), 0.0))]
-            except asyncio.TimeoutError:
-                job.cancelled = True
-                yield _sse(timed_out(timeout).body())
-                return
-            while not job.chunks.empty():  # what piled up since the last write goes out in one write
-                texts.append(job.chunks.get_nowait())
-            ended = texts[-1] is None
+            texts = [await chunks.get()]
+            while not chunks.empty():  # what piled up since the last write goes out in one write
+                texts.append(chunks.get_nowait())
+            late = _TIMED_OUT in texts
+            texts = texts[: texts.index(_TIMED_OUT)] if late else texts
+            ended = bool(texts) and texts[-1] is None
             events = "".join(_sse({**head, "choices": [choice(text, None)]}) for text in texts if text is not None)
             if events:
                 yield events
+            if late and not ended:
+                job.cancelled = True
+                yield _sse(timed_out(timeout).body())
+                return
         outcome = job.done.result()
         if isinstance(outcome, ApiError):
             yield _sse(outcome.body())
@@ -110,6 +114,7 @@ async def _events(state: ServerState, job: Job, head: dict[str, Any], choice: Ch
             yield _sse({**head, "choices": [], "usage": _usage([outcome])})
         yield "data: [DONE]\n\n"
     finally:
+        timer.cancel()
         if not job.done.done():
             job.cancelled = True  # the client went away: stop generating for it
 
