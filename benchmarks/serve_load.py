@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -445,6 +447,7 @@ def static_checkout(rev: str) -> Path:
     """codex at ``rev`` (the static batcher), unpacked from git into a temp dir, run with this venv's packages."""
     repo = Path(__file__).resolve().parent.parent
     target = Path(tempfile.mkdtemp(prefix="codex-static-"))
+    atexit.register(shutil.rmtree, target, True)
     archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "codex_cli"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return target
