@@ -1,26 +1,34 @@
-"""Serving under load: `codex serve` over loopback against in-process generation, in one run.
+"""Serving under load: `codex serve` against its previous static batcher and `transformers serve`, in one run.
 
-For the echo model and for the built-in codex-tiny, with dynamic batching on (serve.max_batch_size=16)
-and off (max_batch_size=1), N concurrent keep-alive clients send POST /infer; the table gives req/s,
-generated tokens/s and p50/p99 latency. Baselines in the same run: transformers `generate` over a
-batch of 16 and one request at a time, in-process (torch threads as the server). Server overhead is
-the p50 of one sequential client over HTTP minus the p50 of the same call in-process.
-Targets (issue 6): batching >= 5x one-at-a-time and >= 0.7x in-process batch-of-16 `generate` at 16
-clients on codex-tiny; 10,000 echo requests with zero errors; server overhead <= 2 ms at p50.
-All traffic stays on 127.0.0.1; every phase is bounded by a request count and --time-limit.
+Phase `load` (issue 13): 16 keep-alive clients stream POST /v1/completions (greedy) from three servers on
+the built-in codex-tiny, one at a time, interleaved and repeated: `codex serve` (continuous batching), the
+same command at --static-rev (the static batcher it replaced), and `transformers serve --continuous-batching`
+(launched as the issue says, in its own venv with fastapi, created once under --peer-venv). Workloads: `solo`
+(1 client, 32 tokens), `mixed` (a seeded 75% 8-token / 25% 128-token list), `short-only` (the mix's 8-token
+requests alone) and `uniform` (32 tokens each). Reported: short-request slowdown (p50 of the 8-token requests
+under the mix / short-only), tokens/s on the mix and the uniform load, time to first text p50 under load vs
+solo, the server's peak RSS, each with the machine's load average. Targets: slowdown <= 1.0x, mix tokens/s >=
+1.1x the peer's, uniform tokens/s >= the static batcher's, TTFT under load <= 2x solo.
+Phase `mechanism`: the same mix in process, codex's scheduler + engine vs transformers' ContinuousBatchingManager.
+Phase `classic` (issue 6): /infer with batching on/off, echo, in-process generate, server overhead.
+All traffic stays on 127.0.0.1; torch threads are --threads (OMP_NUM_THREADS for the peer).
 
-    python benchmarks/serve_load.py [--clients 16] [--tiny-requests 96] [--echo-requests 10000]
-                                    [--max-new-tokens 32] [--threads 1] [--time-limit 120]
+    python benchmarks/serve_load.py [--phases load,mechanism,classic] [--rounds 3] [--requests 96]
+                                    [--clients 16] [--threads 1] [--static-rev REV] [--peer-venv DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
+import random
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,7 +180,7 @@ def in_process(args: argparse.Namespace) -> tuple[Row, Row, object]:
     from codex_cli.checkpoint.inference import load_for_inference
     from codex_cli.config import MaskConfig, ModelConfig
     from codex_cli.runtime import configure_threads
-    from codex_cli.serving.engine import TorchEngine
+    from codex_cli.serving.generation.engine import TorchEngine
 
     configure_threads(args.threads)
     loaded = load_for_inference("codex-tiny", ModelConfig())
@@ -201,10 +209,17 @@ def in_process(args: argparse.Namespace) -> tuple[Row, Row, object]:
     return batch16, single, TorchEngine(model, tok, "codex-tiny", max_prompt_tokens=1024, mask=MaskConfig())
 
 
+def run_alone(engine: object, job: object) -> None:
+    """One request through an engine, step by step, as the scheduler would run it alone."""
+    job.footprint = engine.prepare(job)  # type: ignore[attr-defined]
+    engine.join(job)  # type: ignore[attr-defined]
+    while job.outcome is None:  # type: ignore[attr-defined]
+        engine.step()  # type: ignore[attr-defined]
+
+
 def paired(model: str, engine: object, count: int, args: argparse.Namespace) -> tuple[Row, Row]:
     """One client, alternating: the same request in-process (engine.run) and over HTTP, so both see the same load."""
-    from codex_cli.serving.batching import Job
-    from codex_cli.serving.schemas import GenRequest
+    from codex_cli.serving.generation import GenRequest, Job
 
     direct = Row(f"in-process {model} engine", model, "one at a time", 1, 0)
     http = Row("codex serve", model, "on, 1 client", 1, 0)
@@ -217,7 +232,7 @@ def paired(model: str, engine: object, count: int, args: argparse.Namespace) -> 
             prompt = PROMPTS[i % len(PROMPTS)]
             job = Job(GenRequest(prompt, args.max_new_tokens, temperature=0.0), loop)
             started = time.perf_counter()
-            engine.run([job])  # type: ignore[attr-defined]
+            run_alone(engine, job)
             await job.done
             in_process_s = time.perf_counter() - started
             started = time.perf_counter()
@@ -252,19 +267,10 @@ def print_table(rows: list[Row]) -> None:
               f"{r.rps:>9.1f} {tok_s:>9.0f} {r.pct(0.5):>8.2f} {r.pct(0.99):>8.2f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--tiny-requests", type=int, default=96)
-    parser.add_argument("--echo-requests", type=int, default=10_000)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per load phase")
-    args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-
+def classic(args: argparse.Namespace) -> None:
+    """Issue 6's phases: /infer with batching on/off, echo, in-process generate and server overhead."""
     from codex_cli.config import MaskConfig
-    from codex_cli.serving.echo import EchoEngine
+    from codex_cli.serving.generation import EchoEngine
 
     batch16, single, tiny_engine = in_process(args)
     direct, tiny_seq = paired("codex-tiny", tiny_engine, min(args.tiny_requests, 48), args)
@@ -296,6 +302,430 @@ def main() -> None:
     ]
     for name, value, target, ok in checks:
         print(f"{name:<52} {value:>8.2f}  target {target:<12} {'PASS' if ok else 'MISS'}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 13: continuous batching. Streaming /v1/completions clients against codex serve, codex's previous static
+# batcher and `transformers serve --continuous-batching`, on the same model, interleaved and repeated.
+# ---------------------------------------------------------------------------------------------------------------
+
+STATIC_REV = "62b88cf"  # the last commit with the static batcher (issue 13 replaced it)
+PEER_PACKAGES = ["fastapi", "uvicorn", "openai", "pydantic", "accelerate"]  # transformers[serving], less its torch pin
+
+
+@dataclass
+class Stream:
+    """One streamed request: its size, status, latency, time to first text and tokens."""
+
+    size: int
+    status: int = 0
+    seconds: float = 0.0
+    first_text: float = float("nan")
+    tokens: int = 0
+
+
+@dataclass
+class Run:
+    """One workload on one server."""
+
+    server: str
+    workload: str
+    streams: list[Stream] = field(default_factory=list)
+    seconds: float = 0.0
+    load: str = ""
+
+    @property
+    def errors(self) -> int:
+        return sum(s.status != 200 for s in self.streams)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return sum(s.tokens for s in self.streams) / self.seconds if self.seconds else float("nan")
+
+    def p50(self, attr: str = "seconds", size: int | None = None) -> float:
+        values = sorted(getattr(s, attr) for s in self.streams if size is None or s.size == size)
+        return values[len(values) // 2] * 1000 if values else float("nan")
+
+
+class SseClient:
+    """A keep-alive HTTP/1.1 client for server-sent events (chunked transfer), cheap enough not to be the bottleneck."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def stream(self, payload: dict, size: int) -> Stream:
+        result = Stream(size)
+        started = time.perf_counter()
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        body = json.dumps(payload).encode()
+        self.writer.write(f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode().lower()
+        result.status = int(head.split()[1])
+        if "transfer-encoding: chunked" not in head:
+            length = int(head.split("content-length: ")[1].split("\r\n")[0])
+            await self.reader.readexactly(length)
+            return result
+        buffer = ""
+        while True:
+            size_line = await self.reader.readuntil(b"\r\n")
+            chunk = await self.reader.readexactly(int(size_line.strip(), 16) + 2)
+            if len(chunk) == 2:
+                break
+            buffer += chunk[:-2].decode()
+            *events, buffer = buffer.split("\n\n")
+            for event in events:
+                self._event(event, result, started)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    @staticmethod
+    def _event(event: str, result: Stream, started: float) -> None:
+        data = event.partition("data: ")[2]
+        if not data or data == "[DONE]":
+            return
+        obj = json.loads(data)
+        text = "".join(c.get("text") or "" for c in obj.get("choices") or [])
+        if text and result.first_text != result.first_text:  # still NaN: this is the first text
+            result.first_text = time.perf_counter() - started
+        if obj.get("usage"):
+            result.tokens = obj["usage"]["completion_tokens"]
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def workload(kind: str, count: int, seed: int) -> list[int]:
+    """Request sizes: 'mixed' is a seeded 75% 8-token / 25% 128-token mix, 'uniform' all 32 tokens."""
+    if kind == "uniform":
+        return [32] * count
+    rng = random.Random(seed)
+    return [8 if rng.random() < 0.75 else 128 for _ in range(count)]
+
+
+async def drive_streams(port: int, model: str, sizes: list[int], clients: int,
+                        extra: dict) -> tuple[list[Stream], float]:
+    """``clients`` keep-alive clients take the requests in order; returns every stream and the wall time."""
+    queue = list(enumerate(sizes))
+    results: list[Stream] = []
+
+    async def client_loop(client: SseClient) -> None:
+        while queue:
+            i, size = queue.pop(0)
+            payload = {"model": model, "prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": size, "temperature": 0.0,
+                       "stream": True, **extra}
+            results.append(await client.stream(payload, size))
+
+    pool = [SseClient(port) for _ in range(clients)]
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(c) for c in pool))
+    seconds = time.perf_counter() - started
+    for c in pool:
+        await c.close()
+    return results, seconds
+
+
+def peer_python(venv: Path) -> str:
+    """The peer's own venv (created once): the same torch and transformers as here, plus what `serve` needs."""
+    import transformers
+
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating the transformers-serve venv in {venv} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "torch==2.13.*"], check=True)
+        subprocess.run([*pip, f"transformers=={transformers.__version__}", *PEER_PACKAGES], check=True)
+    return str(python)
+
+
+def static_checkout(rev: str) -> Path:
+    """codex at ``rev`` (the static batcher), unpacked from git into a temp dir, run with this venv's packages."""
+    repo = Path(__file__).resolve().parent.parent
+    target = Path(tempfile.mkdtemp(prefix="codex-static-"))
+    atexit.register(shutil.rmtree, target, True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "codex_cli"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+@dataclass
+class Launch:
+    """How to start one server, and the model name its requests carry."""
+
+    name: str
+    args: list[str]
+    model: str
+    ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # request fields only this server takes
+    cwd: str | None = None  # `python -m` puts the working directory first on sys.path
+    marker: str | None = None  # a /metrics line proving which code runs
+
+
+def launches(args: argparse.Namespace) -> list[Launch]:
+    from codex_cli.model import BUILTIN_DIR
+
+    threads = f"threads={args.threads}"
+    common = ["--model", "codex-tiny", "--preload", threads, "serve.max_batch_size=16", "serve.max_queue=1024",
+              "serve.max_new_tokens=256"]
+    usage = {"stream_options": {"include_usage": True}}
+    out = [Launch("codex serve", [sys.executable, "-m", "codex_cli", "serve", *common], "codex-tiny", "/readyz",
+                  extra=usage, marker="# TYPE codex_running_batch_size histogram")]
+    if args.static_rev:
+        old = static_checkout(args.static_rev)
+        out.append(Launch("codex serve, static (before)", [sys.executable, "-m", "codex_cli", "serve", *common],
+                          "codex-tiny", "/readyz", env={"PYTHONPATH": str(old)}, extra=usage, cwd=str(old),
+                          marker="# TYPE codex_batch_size histogram"))
+    if args.peer_venv:
+        peer = [peer_python(Path(args.peer_venv).expanduser()), "-m", "transformers.cli.transformers", "serve",
+                str(BUILTIN_DIR), "--device", "cpu", "--continuous-batching", "--cb-num-blocks", "64",
+                "--cb-max-batch-tokens", "512"]
+        out.append(Launch("transformers serve --cb", peer, str(BUILTIN_DIR), "/health",
+                          env={"OMP_NUM_THREADS": str(args.threads), "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+                               "HF_HUB_OFFLINE": "1"}))
+    return out
+
+
+def start(launch: Launch) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    log = tempfile.TemporaryFile()  # a pipe nobody reads would block the server once full
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **launch.env}
+    argv = [*launch.args, "--port", str(port)] + (["--host", "127.0.0.1"] if "transformers" in launch.name else [])
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=launch.cwd)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise SystemExit(f"{launch.name} failed: {log.read().decode()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(f"GET {launch.ready_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                if b" 200 " in sock.recv(200):
+                    return proc, port
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"{launch.name} did not become ready in 180 s")
+
+
+def peak_rss_mb(proc: subprocess.Popen) -> float:
+    """The server process's peak resident memory (VmHWM), read before it stops."""
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def loadavg() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__().replace("'", "")
+
+
+def serve_round(launch: Launch, args: argparse.Namespace) -> tuple[list[Run], float]:
+    """Every workload against one fresh server: solo, mixed, short-only, uniform."""
+    proc, port = start(launch)
+    runs = []
+    try:
+        if launch.marker:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                text = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+            if launch.marker not in text:
+                raise SystemExit(f"{launch.name} does not run the expected code (no '{launch.marker}' in /metrics)")
+        asyncio.run(drive_streams(port, launch.model, [8, 32], 1, launch.extra))  # warm-up (the peer's first is slow)
+        mixed = workload("mixed", args.requests, args.seed)
+        plan = [("solo", [32] * 8, 1), ("mixed", mixed, args.clients),
+                ("short-only", [s for s in mixed if s == 8], args.clients),
+                ("uniform", workload("uniform", args.requests, args.seed), args.clients)]
+        for name, sizes, clients in plan:
+            streams, seconds = asyncio.run(drive_streams(port, launch.model, sizes, clients, launch.extra))
+            runs.append(Run(launch.name, name, streams, seconds, loadavg()))
+        rss = peak_rss_mb(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return runs, rss
+
+
+def load_phase(args: argparse.Namespace) -> None:
+    """Interleave the servers, repeat, then report medians and the issue 13 targets."""
+    servers = launches(args)
+    results: dict[str, list[dict[str, float]]] = {s.name: [] for s in servers}
+    print(f"{'round':<6}{'server':<30}{'workload':<11}{'reqs':>5}{'err':>4}{'tok/s':>8}{'p50 ms':>9}{'short p50':>10}"
+          f"{'TTFT p50':>9}  loadavg")
+    for round_ in range(args.rounds):
+        order = servers[round_ % len(servers):] + servers[:round_ % len(servers)]  # rotate who goes first
+        for launch in order:
+            runs, rss = serve_round(launch, args)
+            for run in runs:
+                print(f"{round_:<6}{launch.name:<30}{run.workload:<11}{len(run.streams):>5}{run.errors:>4}"
+                      f"{run.tokens_per_s:>8.0f}{run.p50():>9.0f}{run.p50(size=8):>10.0f}"
+                      f"{run.p50('first_text'):>9.0f}  {run.load}", flush=True)
+            by = {run.workload: run for run in runs}
+            results[launch.name].append({
+                "slowdown": by["mixed"].p50(size=8) / by["short-only"].p50(size=8),
+                "mix_tok_s": by["mixed"].tokens_per_s, "uniform_tok_s": by["uniform"].tokens_per_s,
+                "ttft_load": by["uniform"].p50("first_text"), "ttft_solo": by["solo"].p50("first_text"),
+                "rss_mb": rss, "errors": sum(run.errors for run in runs)})
+    print(f"\nmedians over {args.rounds} round(s), {args.clients} streaming clients, greedy, codex-tiny, "
+          f"torch threads={args.threads} (every server), loadavg now {loadavg()}\n")
+    print(f"{'server':<30}{'slowdown':>9}{'mix tok/s':>10}{'uniform tok/s':>14}{'TTFT load':>10}{'TTFT solo':>10}"
+          f"{'load/solo':>10}{'peak RSS MB':>12}{'errors':>7}")
+    med = {name: {k: statistics.median(r[k] for r in rounds) for k in rounds[0]} for name, rounds in results.items()}
+    for name, m in med.items():
+        print(f"{name:<30}{m['slowdown']:>8.2f}x{m['mix_tok_s']:>10.0f}{m['uniform_tok_s']:>14.0f}{m['ttft_load']:>10.0f}"
+              f"{m['ttft_solo']:>10.0f}{m['ttft_load'] / m['ttft_solo']:>9.2f}x{m['rss_mb']:>12.0f}{m['errors']:>7.0f}")
+    codex = med["codex serve"]
+    checks = [("short-request slowdown under the mix", codex["slowdown"], "<= 1.0x", codex["slowdown"] <= 1.0),
+              ("TTFT p50 under load / solo", codex["ttft_load"] / codex["ttft_solo"], "<= 2.0x",
+               codex["ttft_load"] / codex["ttft_solo"] <= 2.0)]
+    peer = med.get("transformers serve --cb")
+    if peer:
+        ratio = codex["mix_tok_s"] / peer["mix_tok_s"]
+        checks.append(("tokens/s on the mix / transformers serve --cb", ratio, ">= 1.1x", ratio >= 1.1))
+    static = med.get("codex serve, static (before)")
+    if static:
+        ratio = codex["uniform_tok_s"] / static["uniform_tok_s"]
+        checks.append(("tokens/s uniform / static batching (before)", ratio, ">= 1.0x", ratio >= 1.0))
+    print()
+    for name, value, target, ok in checks:
+        print(f"{name:<52} {value:>8.2f}  target {target:<10} {'PASS' if ok else 'MISS'}")
+
+
+def mechanism_phase(args: argparse.Namespace) -> None:
+    """In-process, the mixed workload: codex's scheduler + engine vs transformers' ContinuousBatchingManager."""
+    import torch
+    from transformers import ContinuousBatchingConfig, GenerationConfig
+
+    from codex_cli.checkpoint.inference import load_for_inference
+    from codex_cli.config import MaskConfig, ModelConfig
+    from codex_cli.runtime import configure_threads
+    from codex_cli.serving.generation import GenRequest, Job, Scheduler
+    from codex_cli.serving.generation.engine import TorchEngine
+
+    configure_threads(args.threads)
+    loaded = load_for_inference("codex-tiny", ModelConfig())
+    model, tok = loaded.model, loaded.tokenizer
+    sizes = workload("mixed", args.requests, args.seed)
+
+    class NoMetrics:
+        def observe_step(self, running: int) -> None: ...
+
+        def observe_job(self, *args: object) -> None: ...
+
+    async def codex_run() -> tuple[float, float]:
+        engine = TorchEngine(model, tok, "codex-tiny", max_prompt_tokens=1024, mask=MaskConfig())
+        scheduler = Scheduler(lambda: engine, NoMetrics(), max_batch_size=16, max_batch_tokens=8192, max_queue=1024,
+                              seed=0)
+        scheduler.start(preload=True)
+        loop = asyncio.get_running_loop()
+
+        async def one(i: int, size: int) -> int:
+            job = Job(GenRequest(PROMPTS[i % len(PROMPTS)], size, temperature=0.0), loop, stream=True)
+            scheduler.submit(job)
+            while await job.chunks.get() is not None:
+                pass
+            return (await job.done).completion_tokens
+
+        result = await closed_loop(one, sizes, args.clients)
+        scheduler.stop()
+        return result
+
+    # init_continuous_batching switches the model's attention to a paged kernel: the peer gets its own copy
+    peer_model = load_for_inference("codex-tiny", ModelConfig()).model
+    manager = peer_model.init_continuous_batching(
+        generation_config=GenerationConfig(do_sample=False, max_new_tokens=128, eos_token_id=tok.eos_token_id),
+        continuous_batching_config=ContinuousBatchingConfig(num_blocks=64, max_batch_tokens=512))
+    manager.start()
+
+    async def peer_run() -> tuple[float, float]:
+        async def one(i: int, size: int) -> int:
+            outputs: asyncio.Queue = asyncio.Queue()
+            request_id = f"r{i}-{time.perf_counter_ns()}"
+            manager.register_result_handler(request_id, outputs.put_nowait)
+            manager.add_request(tok(PROMPTS[i % len(PROMPTS)])["input_ids"], request_id=request_id,
+                                max_new_tokens=size, streaming=True)
+            while not (out := await outputs.get()).is_finished():
+                pass
+            return len(out.generated_tokens)
+
+        return await closed_loop(one, sizes, args.clients)
+
+    print(f"\nmechanism, in process: {args.requests} requests (75% 8 / 25% 128 tokens), {args.clients} clients, "
+          f"greedy, torch threads={args.threads}, torch {torch.__version__}")
+    print(f"{'round':<6}{'engine':<44}{'tok/s':>8}{'short p50 ms':>14}  loadavg")
+    runs: dict[str, list[tuple[float, float]]] = {"codex scheduler + engine (KV merge/evict)": [],
+                                                  "transformers ContinuousBatchingManager (paged)": []}
+    try:
+        for round_ in range(args.rounds):
+            pairs = [("codex scheduler + engine (KV merge/evict)", codex_run),
+                     ("transformers ContinuousBatchingManager (paged)", peer_run)]
+            for name, fn in pairs if round_ % 2 == 0 else pairs[::-1]:
+                tok_s, short = asyncio.run(fn())
+                runs[name].append((tok_s, short))
+                print(f"{round_:<6}{name:<44}{tok_s:>8.0f}{short:>14.0f}  {loadavg()}", flush=True)
+    finally:
+        manager.stop(block=True, timeout=10)
+    for name, values in runs.items():
+        print(f"median {name:<37}{statistics.median(v[0] for v in values):>8.0f}"
+              f"{statistics.median(v[1] for v in values):>14.0f}")
+
+
+async def closed_loop(one: object, sizes: list[int], clients: int) -> tuple[float, float]:
+    """Run ``one(i, size)`` for every request with ``clients`` concurrent callers; tokens/s and short p50 (ms)."""
+    queue = list(enumerate(sizes))
+    short: list[float] = []
+    tokens = 0
+
+    async def caller() -> None:
+        nonlocal tokens
+        while queue:
+            i, size = queue.pop(0)
+            started = time.perf_counter()
+            generated = await one(i, size)  # type: ignore[operator]
+            tokens += generated  # not `tokens += await ...`: that reads tokens before the await and loses updates
+            if size == 8:
+                short.append(time.perf_counter() - started)
+
+    await one(0, 4)  # type: ignore[operator]  # warm-up
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(clients)))
+    seconds = time.perf_counter() - started
+    return tokens / seconds, sorted(short)[len(short) // 2] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phases", default="load,mechanism", help="comma-separated: load, mechanism, classic")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=96, help="requests per mixed and uniform workload")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the mixed workload")
+    parser.add_argument("--static-rev", default=STATIC_REV, help="git revision with the static batcher ('' skips it)")
+    parser.add_argument("--peer-venv", default="~/.cache/codex/bench/peer-venv",
+                        help="venv for transformers serve, created if missing ('' skips the peer)")
+    parser.add_argument("--tiny-requests", type=int, default=96)
+    parser.add_argument("--echo-requests", type=int, default=10_000)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per classic load phase")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    phases = set(args.phases.split(","))
+    if "load" in phases:
+        load_phase(args)
+    if "mechanism" in phases:
+        mechanism_phase(args)
+    if "classic" in phases:
+        classic(args)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class DataConfig:
     text_field: str = "text"
     prompt_field: str = "prompt"
     completion_field: str = "completion"
+    messages_field: str = "messages"
     max_length: int = 256
     mask_secrets: bool = True
     cache_dir: Optional[str] = None
@@ -93,8 +94,9 @@ class ServeConfig:
     model: Optional[str] = None
     preload: bool = False
     api_key: Optional[str] = None
-    max_batch_size: int = 8
-    max_wait_ms: int = 10
+    max_batch_size: int = 16
+    max_batch_tokens: int = 8192
+    prefill_chunk_tokens: int = 256
     max_queue: int = 64
     max_body_bytes: int = 1048576
     max_prompt_tokens: int = 1024
@@ -176,7 +178,8 @@ _BOUNDS: dict[str, tuple[Any, str]] = {
     "serve.port": (lambda v: 0 <= v <= 65535, "a port in 0..65535"),
     "serve.workers": (lambda v: v >= 1, ">= 1"),
     "serve.max_batch_size": (lambda v: v >= 1, ">= 1"),
-    "serve.max_wait_ms": (lambda v: v >= 0, ">= 0"),
+    "serve.max_batch_tokens": (lambda v: v >= 2, ">= 2"),
+    "serve.prefill_chunk_tokens": (lambda v: v >= 1, ">= 1"),
     "serve.max_queue": (lambda v: v >= 1, ">= 1"),
     "serve.max_body_bytes": (lambda v: v >= 1, ">= 1"),
     "serve.max_prompt_tokens": (lambda v: v >= 1, ">= 1"),

@@ -15,8 +15,8 @@ import httpx
 from conftest import codex_exe
 
 from codex_cli.config import MaskConfig, ServeConfig
-from codex_cli.serving.batching import Job, JobResult
-from codex_cli.serving.output import CompletionText
+from codex_cli.serving.generation import Job, JobResult
+from codex_cli.serving.generation.output import CompletionText
 from codex_cli.serving.settings import ServeSettings
 
 # Looks like an OpenAI key to the masker; split so no single piece is a secret on its own.
@@ -30,45 +30,74 @@ def settings(**serve: object) -> ServeSettings:
     return ServeSettings(serve=replace(base, **serve))
 
 
+class _ScriptRow:
+    def __init__(self, job: Job, pieces: list[str], mask: MaskConfig) -> None:
+        self.job = job
+        self.pieces = pieces[: job.request.max_new_tokens]
+        self.text = CompletionText(job.request.stop, mask)
+        self.parts: list[str] = []
+        self.used = 0
+
+    def advance(self) -> bool:
+        if self.used < len(self.pieces) and not self.text.stopped:
+            self.used += 1
+            self.parts.append(self.text.feed(self.pieces[self.used - 1]))
+            self.job.emit(self.parts[-1])
+        if self.used < len(self.pieces) and not self.text.stopped and not self.job.cancelled:
+            return False
+        self.parts.append(self.text.finish())
+        self.job.emit(self.parts[-1])
+        self.job.finish(JobResult("".join(self.parts), 1, self.used, "length", self.text.masked))
+        return True
+
+
 class ScriptEngine:
-    """Emits the same pieces of text for every prompt, one piece per token."""
+    """Emits the same pieces of text for every prompt, one piece per step; records each step's batch size."""
 
     def __init__(self, pieces: list[str], name: str = "script", mask: MaskConfig = MaskConfig()) -> None:
         self.pieces = pieces
         self.name = name
         self.mask = mask  # what the server's CompletionText gets from its settings
-        self.batches: list[int] = []
+        self.steps: list[int] = []  # rows in the batch at each step
+        self.rows: list[_ScriptRow] = []
 
-    def run(self, jobs: list[Job]) -> None:
-        self.batches.append(len(jobs))
-        for job in jobs:
-            text = CompletionText(job.request.stop, self.mask)
-            parts = []
-            pieces = self.pieces[: job.request.max_new_tokens]
-            for piece in pieces:
-                parts.append(text.feed(piece))
-                job.emit(parts[-1])
-                if text.stopped:
-                    break
-            parts.append(text.finish())
-            job.emit(parts[-1])
-            job.finish(JobResult("".join(parts), 1, len(pieces), "length", text.masked))
+    def prepare(self, job: Job) -> int:
+        job.state = _ScriptRow(job, self.pieces, self.mask)
+        return 1 + job.request.max_new_tokens
+
+    def join(self, job: Job) -> None:
+        self.rows.append(job.state)
+
+    def step(self) -> list[Job]:
+        self.steps.append(len(self.rows))
+        ended = [row for row in self.rows if row.advance()]
+        self.rows = [row for row in self.rows if row not in ended]
+        return [row.job for row in ended]
+
+    def abort(self) -> list[Job]:
+        jobs, self.rows = [row.job for row in self.rows], []
+        return jobs
 
 
-class BlockingEngine(ScriptEngine):
-    """Holds every batch until ``release`` is set; ``entered``/``finished`` mark a batch starting/ending."""
+class GatedEngine(ScriptEngine):
+    """Runs one step per permit: ``entered`` is set once a step waits, ``allow(n)`` lets n more steps run."""
 
-    def __init__(self) -> None:
-        super().__init__(["ok"], name="blocking")
+    def __init__(self, pieces: list[str] | None = None) -> None:
+        super().__init__(pieces or ["ok"], name="gated")
         self.entered = threading.Event()
-        self.release = threading.Event()
-        self.finished = threading.Event()
+        self._permits = threading.Semaphore(0)
+        self.stepped = threading.Event()
 
-    def run(self, jobs: list[Job]) -> None:
+    def allow(self, steps: int = 1) -> None:
+        for _ in range(steps):
+            self._permits.release()
+
+    def step(self) -> list[Job]:
         self.entered.set()
-        self.release.wait(10)
-        super().run(jobs)
-        self.finished.set()
+        assert self._permits.acquire(timeout=10), "the test did not allow this step"
+        ended = super().step()
+        self.stepped.set()
+        return ended
 
 
 class Server:

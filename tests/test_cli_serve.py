@@ -51,6 +51,22 @@ def test_openai_client_completions_and_stream(echo_server: Server) -> None:
         client.completions.create(model="echo", prompt="x", max_tokens=100_000)
 
 
+def test_openai_client_chat_completions_and_stream(echo_server: Server) -> None:
+    client = openai.OpenAI(base_url=f"{echo_server.url}/v1", api_key="unused", max_retries=0)
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": f"say {PROMPT_SECRET} back"}]
+    done = client.chat.completions.create(model="echo", messages=messages, max_tokens=8, temperature=0)
+    assert done.choices[0].message.role == "assistant" and done.choices[0].finish_reason == "stop"
+    assert done.choices[0].message.content == "say [SECRET] back" and done.usage.completion_tokens == 3
+    stream = client.chat.completions.create(model="echo", messages=messages, max_completion_tokens=2, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "say [SECRET] "
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].usage.completion_tokens == 2
+    with pytest.raises(openai.UnprocessableEntityError, match="'messages\\[0\\].role' must be one of"):
+        client.chat.completions.create(model="echo", messages=[{"role": "robot", "content": "x"}])
+
+
 def test_access_log_binding_and_sigterm_exit(echo_server: Server) -> None:
     httpx.post(f"{echo_server.url}/infer", json={"prompt": PROMPT_SECRET}, params={"q": PROMPT_SECRET})
     proc = echo_server.proc
@@ -74,7 +90,7 @@ def test_api_key_from_env_is_required() -> None:
 
 
 def test_tiny_model_streams_and_drains_on_sigterm(tiny_model_dir: Path) -> None:
-    args = codex_serve("--model", str(tiny_model_dir), "--preload", "serve.max_wait_ms=0")
+    args = codex_serve("--model", str(tiny_model_dir), "--preload")
     server = Server(args).wait_ready("/readyz")
     try:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
@@ -170,3 +186,29 @@ def test_cli_errors_in_process(args: list[str], code: int, message: str) -> None
     result = CliRunner().invoke(app, ["serve", *args], catch_exceptions=False)
     assert result.exit_code == code
     assert result.output.strip().splitlines()[-1] == message
+
+
+@pytest.mark.slow
+def test_train_on_chat_records_then_chat_with_the_result(tiny_model_dir: Path, tmp_path: Path) -> None:
+    pairs = [("ping", "pong"), ("hello", "world")]
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant",
+                                                                                      "content": a}]}) + "\n"
+                            for q, a in pairs * 12))
+    trained = run_codex("train", "--full", "--model", str(tiny_model_dir), "--data", str(data), "--epochs", "30",
+                        "--lr", "3e-2", "--quiet", f"checkpoint.dir={tmp_path / 'ck'}", "checkpoint.keep_last=1",
+                        "train.batch_size=8", "data.eval_fraction=0", "train.scheduler=constant")
+    assert trained.returncode == 0, trained.stderr
+    server = Server(codex_serve("--checkpoint", str(tmp_path / "ck"), "--preload")).wait_ready("/readyz")
+    try:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+        for question, answer in pairs:
+            done = client.chat.completions.create(model="epoch-0030", temperature=0, max_tokens=10,
+                                                  messages=[{"role": "user", "content": question}])
+            # the default template ends the assistant turn with EOS, so the model stops right after its answer
+            assert (done.choices[0].message.content, done.choices[0].finish_reason) == (answer, "stop")
+        streamed = client.chat.completions.create(model="epoch-0030", temperature=0, stream=True,
+                                                  messages=[{"role": "user", "content": "ping"}])
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "pong"
+    finally:
+        server.stop()

@@ -63,6 +63,50 @@ def test_prompt_completion_loss_counts_only_the_completion(tmp_path: Path, token
     assert example.labels == [IGNORE_INDEX] * len(prompt) + completion + [tokenizer.eos_token_id]
 
 
+CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "ping"},
+        {"role": "assistant", "content": "pong"}, {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "pong pong"}]
+
+
+def test_chat_records_learn_only_the_assistant_turns(tmp_path: Path, tokenizer: Any) -> None:
+    from codex_cli.data.chat import render_chat
+
+    train = _jsonl(tmp_path / "chat.jsonl", [{"messages": CHAT}, {"text": "plain"}])
+    chat, plain = load_datasets(_cfg(train), tokenizer, seed=SEED).train
+    turns = [(m["role"], m["content"]) for m in CHAT]
+    assert chat.input_ids == _ids(tokenizer, render_chat(tokenizer, turns, add_generation_prompt=False))
+    learned = [token for token, label in zip(chat.input_ids, chat.labels) if label != IGNORE_INDEX]
+    eos = tokenizer.eos_token_id
+    # each assistant turn and its end (EOS, then the template's newline); nothing of the system or user turns
+    assert learned == [*_ids(tokenizer, "pong"), eos, *_ids(tokenizer, "\n"),
+                       *_ids(tokenizer, "pong pong"), eos, *_ids(tokenizer, "\n")]
+    assert plain.labels == plain.input_ids
+    # what the server feeds the model before the first answer is exactly the training context
+    prompt = _ids(tokenizer, render_chat(tokenizer, turns[:2], add_generation_prompt=True))
+    assert chat.input_ids[: len(prompt)] == prompt and chat.labels[len(prompt)] != IGNORE_INDEX
+
+
+def test_chat_records_use_the_tokenizer_template_and_mask_secrets(tmp_path: Path, tokenizer: Any) -> None:
+    secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    train = _jsonl(tmp_path / "chat.jsonl", [{"messages": [{"role": "user", "content": f"key {secret}"},
+                                                           {"role": "assistant", "content": "ok"}]}])
+    own = replace_template(tokenizer, "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+                                      "{% if add_generation_prompt %}[assistant] {% endif %}")
+    sets = load_datasets(_cfg(train, mask_secrets=True), own, seed=SEED)
+    (example,) = sets.train
+    assert own.decode(example.input_ids) == "[user] key [SECRET]\n[assistant] ok\n" and sets.masked_secrets == 1
+    assert own.decode([t for t, label in zip(example.input_ids, example.labels) if label != IGNORE_INDEX]) == " ok\n"
+    assert load_datasets(_cfg(train, mask_secrets=True), tokenizer, seed=SEED).cache_hit is False  # other template
+
+
+def replace_template(tokenizer: Any, template: str) -> Any:
+    import copy
+
+    own = copy.deepcopy(tokenizer)
+    own.chat_template = template
+    return own
+
+
 def test_custom_field_names(tmp_path: Path, tokenizer: Any) -> None:
     train = _jsonl(tmp_path / "q.jsonl", [{"question": "2+2?", "answer": "4"}])
     cfg = _cfg(train, prompt_field="question", completion_field="answer")
@@ -225,13 +269,22 @@ def test_cache_holds_no_pickle(tmp_path: Path, tokenizer: Any) -> None:
     pytest.param("list.jsonl", '["secret-looking text"]\n', "line 1: expected a JSON object, got an array",
                  id="not-an-object"),
     pytest.param("field.jsonl", '{"body": "x"}\n',
-                 "line 1: missing field 'text' (or 'prompt' and 'completion'); set data.text_field, "
-                 "data.prompt_field or data.completion_field", id="missing-field"),
+                 "line 1: missing field 'text' (or 'prompt' and 'completion', or 'messages'); set "
+                 "data.text_field, data.prompt_field, data.completion_field or data.messages_field",
+                 id="missing-field"),
     pytest.param("type.jsonl", '{"text": "ok"}\n{"text": 42}\n', "line 2: field 'text' must be a string, got a number",
                  id="not-a-string"),
     pytest.param("half.jsonl", '{"prompt": "only a prompt"}\n',
-                 "line 1: missing field 'text' (or 'prompt' and 'completion'); set data.text_field, "
-                 "data.prompt_field or data.completion_field", id="prompt-without-completion"),
+                 "line 1: missing field 'text' (or 'prompt' and 'completion', or 'messages'); set "
+                 "data.text_field, data.prompt_field, data.completion_field or data.messages_field",
+                 id="prompt-without-completion"),
+    pytest.param("chat.jsonl", '{"messages": "hi"}\n', "line 1: field 'messages' must be a non-empty array of "
+                 "messages, got a string", id="messages-not-a-list"),
+    pytest.param("role.jsonl", '{"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]}\n',
+                 "line 1: messages[2] has no valid 'role'; use one of system, developer, user, assistant, tool",
+                 id="messages-bad-role"),
+    pytest.param("content.jsonl", '{"messages": [{"role": "user", "content": null}]}\n',
+                 "line 1: messages[1] must be an object with a string 'content'", id="messages-bad-content"),
     pytest.param("cols.csv", "text,label\nhello,1\nhello world,1,extra\n", "line 3: expected 2 columns, got 3",
                  id="csv-wrong-column-count"),
     pytest.param("quote.csv", 'text\n"unterminated\n', "line 2: invalid CSV (unexpected end of data)",

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from serving_stubs import SECRET, SECRET_PIECES, BlockingEngine, ScriptEngine, settings
+from serving_stubs import SECRET, SECRET_PIECES, GatedEngine, ScriptEngine, settings
 from starlette.testclient import TestClient
 
 from codex_cli.serving import create_app
@@ -92,8 +92,9 @@ def test_metrics_count_requests_tokens_batches_and_masks(echo: TestClient) -> No
     assert 'codex_requests_total{route="other",status="404"} 1' in text
     assert "codex_tokens_generated_total 3" in text
     assert "codex_secrets_masked_total 1" in text
-    assert 'codex_batch_size_bucket{le="1"} 1' in text
-    assert "codex_queue_depth 0" in text
+    assert 'codex_running_batch_size_bucket{le="1"} 3' in text  # three words, one step each
+    assert "codex_queue_wait_seconds_count 1" in text and "codex_time_to_first_token_seconds_count 1" in text
+    assert "codex_queue_depth 0" in text and "codex_running_requests 0" in text
     assert 'codex_request_duration_seconds_count{route="/infer"} 2' in text
     assert PROMPT_SECRET not in text
 
@@ -245,7 +246,7 @@ def test_api_key_is_required_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_full_queue_is_503_with_retry_after() -> None:
-    engine = BlockingEngine()
+    engine = GatedEngine()
     with TestClient(create_app(settings(max_queue=1, max_batch_size=1), engine=engine)) as client:
         results: list[int] = []
 
@@ -256,11 +257,11 @@ def test_full_queue_is_503_with_retry_after() -> None:
             return thread
 
         first = post("a")
-        assert engine.entered.wait(10)  # the worker holds request 1
+        assert engine.entered.wait(10)  # request 1 is the whole running batch (max_batch_size=1)
         second = post("b")
         _wait_for_metric(client, "codex_queue_depth 1")
         full = client.post("/infer", json={"prompt": "c"})
-        engine.release.set()
+        engine.allow(10)
         first.join(10)
         second.join(10)
     assert full.status_code == 503 and full.headers["retry-after"] == "1"
@@ -269,29 +270,82 @@ def test_full_queue_is_503_with_retry_after() -> None:
 
 
 def test_slow_generation_times_out_with_504() -> None:
-    engine = BlockingEngine()
+    engine = GatedEngine()
     with TestClient(create_app(settings(request_timeout_s=0.2), engine=engine)) as client:
         r = client.post("/infer", json={"prompt": "a"})
-        engine.release.set()
+        engine.allow(10)
     assert r.status_code == 504
     assert r.json()["error"] == {"message": "generation did not finish within 0.2 s (serve.request_timeout_s)",
                                  "type": "timeout"}
 
 
-def test_concurrent_requests_share_batches() -> None:
-    engine = BlockingEngine()
-    with TestClient(create_app(settings(max_batch_size=4, max_wait_ms=50), engine=engine)) as client:
-        threads = [threading.Thread(target=client.post, args=("/infer",), kwargs={"json": {"prompt": str(i)}})
-                   for i in range(5)]
+def test_a_slow_stream_ends_with_a_timeout_event() -> None:
+    engine = GatedEngine(["line one of the answer\n" * 4, "b "])
+    with TestClient(create_app(settings(request_timeout_s=0.3), engine=engine)) as client:
+        engine.allow(1)  # one long piece (the secret filter releases most of it), then generation stalls
+        r = client.post("/v1/completions", json={"model": "gated", "prompt": "p", "max_tokens": 2, "stream": True})
+        engine.allow(10)
+    events = [json.loads(e[len("data: "):]) for e in r.text.split("\n\n") if e.startswith("data: ")]
+    assert events[0]["choices"][0]["text"].startswith("line one of the answer\n")
+    assert events[-1] == {"error": {"message": "generation did not finish within 0.3 s (serve.request_timeout_s)",
+                                    "type": "timeout"}}
+
+
+def test_a_short_request_joins_the_running_batch_and_leaves_before_the_long_one() -> None:
+    engine = GatedEngine(["w "] * 40)
+    with TestClient(create_app(settings(), engine=engine)) as client:
+        answers: dict[str, dict] = {}
+
+        def post(name: str, tokens: int) -> threading.Thread:
+            body = {"prompt": name, "max_new_tokens": tokens}
+            thread = threading.Thread(target=lambda: answers.update({name: client.post("/infer", json=body).json()}))
+            thread.start()
+            return thread
+
+        long = post("long", 40)
+        assert engine.entered.wait(10)  # the long request runs; its first step waits for a permit
+        short = post("short", 2)
+        _wait_for_metric(client, "codex_queue_depth 1")
+        engine.allow(3)  # step 1: long alone; steps 2 and 3: short joined, and ends
+        short.join(10)
+        assert answers["short"]["completion"] == "w w " and "long" not in answers
+        engine.allow(40)
+        long.join(10)
+    assert engine.steps[:3] == [1, 2, 2] and max(engine.steps[3:]) == 1
+    assert answers["long"]["usage"]["completion_tokens"] == 40
+
+
+def test_requests_over_the_kv_budget_wait_and_one_that_can_never_fit_is_422() -> None:
+    engine = GatedEngine(["w "] * 5)
+    # each request reaches 1 + 5 tokens: a budget of 12 holds two rows, never three
+    with TestClient(create_app(settings(max_batch_tokens=12), engine=engine)) as client:
+        threads = [threading.Thread(target=client.post, args=("/infer",),
+                                    kwargs={"json": {"prompt": str(i), "max_new_tokens": 5}}) for i in range(3)]
         threads[0].start()
-        assert engine.entered.wait(10)  # the worker holds request 0; the next four queue behind it
+        assert engine.entered.wait(10)  # one row runs; its first step waits
         for t in threads[1:]:
             t.start()
-        _wait_for_metric(client, "codex_queue_depth 4")
-        engine.release.set()
+        _wait_for_metric(client, "codex_queue_depth 2")
+        engine.allow(1)  # between steps one more joins; the third would take the cache to 3 x 6 > 12
+        _wait_for_metric(client, "codex_running_requests 2")
+        assert "codex_queue_depth 1" in client.get("/metrics").text
+        refused: list = []
+        threads.append(threading.Thread(target=lambda: refused.append(
+            client.post("/infer", json={"prompt": "x", "max_new_tokens": 20}))))
+        threads[-1].start()
+        _wait_for_metric(client, "codex_queue_depth 2")
+        engine.allow(1)  # before the next step the scheduler refuses it, though it is not at the head
+        threads[-1].join(10)
+        assert refused and "codex_queue_depth 1" in client.get("/metrics").text
+        engine.allow(20)
         for t in threads:
             t.join(10)
-    assert engine.batches == [1, 4]
+    assert max(engine.steps) == 2 and engine.steps[-1] == 1
+    too_big = refused[0]
+    assert too_big.status_code == 422
+    assert too_big.json()["error"]["message"] == (
+        "prompt plus max_new_tokens (21 tokens) can never fit the KV-cache budget of 12 tokens "
+        "(serve.max_batch_tokens); shorten the prompt or lower max_new_tokens")
 
 
 def test_echo_model_never_imports_torch() -> None:
@@ -306,15 +360,66 @@ def test_echo_model_never_imports_torch() -> None:
 
 
 def test_health_answers_while_the_model_works() -> None:
-    engine = BlockingEngine()
+    engine = GatedEngine()
     with TestClient(create_app(settings(), engine=engine)) as client:
         busy = threading.Thread(target=client.post, args=("/infer",), kwargs={"json": {"prompt": "a"}})
         busy.start()
         assert engine.entered.wait(10)  # generation is running on the worker thread
         health = client.get("/healthz")
         ready = client.get("/readyz")
-        answered_during_generation = not engine.finished.is_set()
-        engine.release.set()
+        answered_during_generation = not engine.stepped.is_set()
+        engine.allow(10)
         busy.join(10)
     assert answered_during_generation
-    assert health.status_code == 200 and ready.json() == {"status": "ready", "model": "blocking"}
+    assert health.status_code == 200 and ready.json() == {"status": "ready", "model": "gated"}
+
+
+def test_chat_completions_answer_in_the_openai_shape(echo: TestClient) -> None:
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": f"hi {PROMPT_SECRET} there"}]
+    r = echo.post("/v1/chat/completions", json={"model": "echo", "messages": messages, "max_completion_tokens": 8})
+    body = r.json()
+    assert r.status_code == 200 and body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert body["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "hi [SECRET] there"},
+                                "logprobs": None, "finish_reason": "stop"}]
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6} and body["masked"] == 1
+    assert PROMPT_SECRET not in r.text
+
+
+def test_chat_completions_stream_deltas(echo: TestClient) -> None:
+    r = echo.post("/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "a b c"}],
+                                                "stream": True, "max_tokens": 2,
+                                                "stream_options": {"include_usage": True}})
+    events = _sse(r.text)
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(e["object"] == "chat.completion.chunk" for e in events)
+    assert "".join(c["delta"].get("content", "") for e in events for c in e["choices"]) == "a b "
+    assert events[-2]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}
+    assert events[-1]["usage"]["completion_tokens"] == 2
+
+
+CHAT_ERRORS = [
+    pytest.param({"model": "echo"}, "missing required field 'messages'", id="missing-messages"),
+    pytest.param({"model": "echo", "messages": []}, "'messages' must be a list of 1 to 256 messages", id="empty"),
+    pytest.param({"model": "echo", "messages": [{"role": "wizard", "content": "x"}]},
+                 "'messages[0].role' must be one of system, developer, user, assistant, tool", id="bad-role"),
+    pytest.param({"model": "echo", "messages": [{"role": "user", "content": 3}]},
+                 "'messages[0].content' must be a string or a list of text parts", id="bad-content"),
+    pytest.param({"model": "echo", "messages": [{"role": "user", "content": "x", PROMPT_SECRET: 1}]},
+                 "unknown field '[SECRET]' in 'messages[0]'; allowed fields: content, name, role", id="unknown-key"),
+    pytest.param({"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2,
+                  "max_completion_tokens": 2}, "give 'max_completion_tokens' or 'max_tokens', not both", id="both"),
+    pytest.param({"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 3},
+                 "'n' is not supported by this server; leave it out", id="n-3"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), CHAT_ERRORS)
+def test_bad_chat_requests_get_json_errors(echo: TestClient, body: dict, message: str) -> None:
+    r = echo.post("/v1/chat/completions", json=body)
+    assert (r.status_code, r.json()["error"]["message"]) == (422, message)
+
+
+def test_chat_content_parts_are_joined(echo: TestClient) -> None:
+    parts = [{"type": "text", "text": "one "}, {"type": "text", "text": "two"}]
+    r = echo.post("/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": parts}]})
+    assert r.json()["choices"][0]["message"]["content"] == "one two"

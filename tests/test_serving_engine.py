@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import torch
 from serving_stubs import SECRET
 
 from codex_cli.config import MaskConfig
-from codex_cli.serving.batching import Job, JobResult
-from codex_cli.serving.engine import TorchEngine
-from codex_cli.serving.schemas import ApiError, GenRequest
+from codex_cli.serving.errors import ApiError
+from codex_cli.serving.generation import GenRequest, Job, JobResult
+from codex_cli.serving.generation.engine import TorchEngine
 
 PROMPTS = ["def add(a, b):", "class Point:\n    x", "The quick brown fox jumps", "import"]
 
@@ -27,29 +27,69 @@ def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
+@pytest.fixture(scope="module")
+def codex_tiny() -> tuple[Any, Any]:
+    """The built-in pretrained model: unlike a random one, its greedy choices hinge on every position."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from codex_cli.model import BUILTIN_DIR
+
+    torch.set_num_threads(1)
+    return AutoModelForCausalLM.from_pretrained(BUILTIN_DIR).eval(), AutoTokenizer.from_pretrained(BUILTIN_DIR)
+
+
 Outcome = tuple[JobResult | ApiError, list[str]]
 
 
+def _drive(engine: TorchEngine, arrivals: list[list[GenRequest]], stream: bool = False,
+           on_step: Callable[[list[Job]], None] | None = None) -> list[Outcome]:
+    """Run the engine as the scheduler does: ``arrivals[i]`` join before step i; step until every row ends."""
+    loop = asyncio.new_event_loop()
+    jobs: list[Job] = []
+    running: list[Job] = []
+    step = 0
+    while step < len(arrivals) or running:
+        for request in arrivals[step] if step < len(arrivals) else []:
+            job = Job(request, loop, stream=stream)
+            job.seed = request.seed if request.seed is not None else 0
+            jobs.append(job)
+            try:
+                job.footprint = engine.prepare(job)
+            except ApiError as e:
+                job.finish(e)
+                continue
+            engine.join(job)
+            running.append(job)
+        ended = engine.step()
+        running = [job for job in running if job not in ended]
+        if on_step is not None:
+            on_step(running)
+        step += 1
+    loop.run_until_complete(asyncio.sleep(0))  # deliver what the engine posted
+    out = []
+    for job in jobs:
+        chunks = []
+        while stream and (chunk := job.chunks.get_nowait()) is not None:
+            chunks.append(chunk)
+        out.append((job.done.result(), chunks))
+    loop.close()
+    return out
+
+
 def _run(engine: TorchEngine, requests: list[GenRequest], stream: bool = False) -> list[Outcome]:
-    async def go() -> list[Outcome]:
-        loop = asyncio.get_running_loop()
-        jobs = [Job(r, loop, stream=stream) for r in requests]
-        for job in jobs:
-            job.seed = job.request.seed if job.request.seed is not None else 0
-        await loop.run_in_executor(None, engine.run, jobs)
-        out = []
-        for job in jobs:
-            chunks = []
-            while stream and (chunk := await job.chunks.get()) is not None:
-                chunks.append(chunk)
-            out.append((await job.done, chunks))
-        return out
-
-    return asyncio.run(go())
+    return _drive(engine, [requests], stream)
 
 
-def _engine(model: Any, tokenizer: Any, max_prompt_tokens: int = 64) -> TorchEngine:
-    return TorchEngine(model, tokenizer, "tiny", max_prompt_tokens=max_prompt_tokens, mask=MaskConfig())
+def _engine(model: Any, tokenizer: Any, max_prompt_tokens: int = 64, chunk: int = 256) -> TorchEngine:
+    return TorchEngine(model, tokenizer, "tiny", max_prompt_tokens=max_prompt_tokens, mask=MaskConfig(),
+                       prefill_chunk_tokens=chunk)
+
+
+def _generate(model: Any, tok: Any, prompt: str, n: int) -> str:
+    ids = tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
+    return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 def test_greedy_batch_matches_transformers_generate(tiny: tuple[Any, Any]) -> None:
@@ -57,12 +97,39 @@ def test_greedy_batch_matches_transformers_generate(tiny: tuple[Any, Any]) -> No
     lengths = [12, 3, 20, 1]  # rows finish at different steps and leave the batch
     results = _run(_engine(model, tok), [GenRequest(p, n, temperature=0.0) for p, n in zip(PROMPTS, lengths)])
     for prompt, n, (result, _) in zip(PROMPTS, lengths, results):
-        ids = tok(prompt, return_tensors="pt")
-        with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
-        assert result.text == tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert result.text == _generate(model, tok, prompt, n)
         assert (result.prompt_tokens, result.completion_tokens, result.finish_reason) == (
-            ids["input_ids"].shape[1], n, "length")
+            len(tok(prompt)["input_ids"]), n, "length")
+
+
+LONG = "def add(a, b):\n    return a + b\n\nclass Point:\n    x: int = 0\n" * 3
+
+
+def test_rows_joining_mid_flight_and_chunked_prompts_match_generate(codex_tiny: tuple[Any, Any]) -> None:
+    model, tok = codex_tiny
+    assert len(tok(LONG)["input_ids"]) > 3 * 16  # prefilled in several chunks of 16
+    arrivals = [[GenRequest(PROMPTS[0], 30, temperature=0.0)], [], [GenRequest(LONG, 12, temperature=0.0)],
+                [GenRequest(PROMPTS[1], 3, temperature=0.0), GenRequest(PROMPTS[2], 20, temperature=0.0)],
+                [], [], [GenRequest(PROMPTS[3], 8, temperature=0.0)]]
+    results = _drive(_engine(model, tok, max_prompt_tokens=200, chunk=16), arrivals)
+    expected = [(r.prompt, r.max_new_tokens) for step in arrivals for r in step]
+    assert [result.text for result, _ in results] == [_generate(model, tok, p, n) for p, n in expected]
+
+
+def test_the_kv_cache_stays_within_rows_times_the_longest_row(tiny: tuple[Any, Any]) -> None:
+    model, tok = tiny
+    engine = _engine(model, tok, max_prompt_tokens=200, chunk=16)
+    seen: list[tuple[int, int]] = []
+
+    def check(running: list[Job]) -> None:
+        bound = len(running) * max((job.footprint for job in running), default=0)
+        assert engine.cache_tokens <= bound
+        seen.append((len(running), engine.cache_tokens))
+
+    arrivals = [[GenRequest(LONG, 4, temperature=0.0), GenRequest("x", 12, temperature=0.0)]]
+    _drive(engine, arrivals, on_step=check)
+    # once the long prompt's row has left, its width is cut off: one short row holds a few slots
+    assert seen[-2][0] == 1 and seen[-2][1] < 16 and seen[-1] == (0, 0)
 
 
 def test_sampling_settings_and_seeds_stay_per_request(tiny: tuple[Any, Any]) -> None:
@@ -72,6 +139,8 @@ def test_sampling_settings_and_seeds_stay_per_request(tiny: tuple[Any, Any]) -> 
     alone = _run(engine, [seeded])[0][0].text
     mixed = _run(engine, [GenRequest("x", 5, temperature=0.0), seeded, GenRequest("class", 9, temperature=1.5, seed=1)])
     assert mixed[1][0].text == alone
+    joined_late = _drive(engine, [[GenRequest("class", 30, temperature=1.5, seed=1)], [], [], [seeded]])
+    assert joined_late[1][0].text == alone
     other_seed = _run(engine, [GenRequest("def add(a, b):", 16, temperature=1.0, top_p=0.9, seed=8)])[0][0].text
     assert other_seed != alone
     greedy = _run(engine, [GenRequest("x", 5, temperature=0.0)])[0][0].text
@@ -110,14 +179,11 @@ class ScriptedLM(torch.nn.Module):
         self.script, self.vocab, self.eos = script, vocab, eos
         self.config = SimpleNamespace(max_position_embeddings=512)
         self.generation_config = SimpleNamespace(eos_token_id=eos)
-        self.width = 0
+        self.calls = 0
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                 cache: Any = None, use_cache: bool = True, logits_to_keep: int = 0) -> SimpleNamespace:
-        if cache is None:
-            self.width = attention_mask.shape[1]
-            cache = SimpleNamespace(batch_select_indices=lambda index: None)
-        step = attention_mask.shape[1] - self.width
+        step, self.calls = self.calls, self.calls + 1  # one row: its prefill, then one call per token
         token = self.script[step] if step < len(self.script) else self.eos
         logits = torch.zeros(input_ids.shape[0], 1, self.vocab)
         logits[:, :, token] = 100.0

@@ -1,4 +1,4 @@
-"""Training data: read .jsonl/.csv/.txt, scrub secrets, tokenize, cache, split, and batch.
+"""Training data: read .jsonl/.csv/.txt (chat records included), scrub secrets, tokenize, cache, split, and batch.
 
 ``load_datasets`` returns a stable list of examples for a given file and seed (the training
 loop shuffles per epoch with its own generator). Tokenized files are cached on disk, so a
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from codex_cli.config import MaskConfig
 from codex_cli.data import cache
+from codex_cli.data.chat import template_of
 from codex_cli.data.encode import IGNORE_INDEX, Encoded, Example, encode_records
 from codex_cli.data.readers import Fields, decode, detect_format, read_bytes, read_records
 from codex_cli.errors import DataError
@@ -75,9 +76,10 @@ def _load_file(path: Path, key: str, cfg: DataConfig, tokenizer: Any, mask: Mask
     label = str(path)
     raw = read_bytes(path.expanduser(), label, key)
     fmt = detect_format(path, cfg.format, label)
-    fields = Fields(cfg.text_field, cfg.prompt_field, cfg.completion_field)
+    fields = Fields(cfg.text_field, cfg.prompt_field, cfg.completion_field, cfg.messages_field)
     settings = {"tokenizer": cache.tokenizer_identity(tokenizer), "max_length": cfg.max_length, "format": fmt,
-                "fields": [fields.text, fields.prompt, fields.completion],
+                "fields": [fields.text, fields.prompt, fields.completion, fields.messages],
+                "chat_template": hashlib.sha256(template_of(tokenizer).encode("utf-8")).hexdigest(),
                 "masking": _masking_identity(mask) if cfg.mask_secrets else None}
     entry = cache.cache_dir(cfg.cache_dir) / f"{cache.cache_key(raw, settings)}.safetensors"
     cached = cache.load(entry)

@@ -2,6 +2,7 @@
 
 A record is ``(line, prompt, text)``: ``prompt`` is None for plain text records, and
 ``text`` is then the whole text; for prompt/completion records ``text`` is the completion.
+A chat record (JSONL only) is a ``Chat``: OpenAI-style ``messages``, rendered later by the chat template.
 Errors name the file and line and never quote the record itself (it may hold secrets).
 """
 
@@ -12,11 +13,21 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
+from codex_cli.data.chat import ROLES, Message
 from codex_cli.errors import DataError
 
-Record = tuple[int, Optional[str], str]
+
+@dataclass(frozen=True)
+class Chat:
+    """A conversation: (role, content) pairs in order."""
+
+    line: int
+    messages: tuple[Message, ...]
+
+
+Record = Union[tuple[int, Optional[str], str], Chat]
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".txt": "txt"}
 _CSV_FIELD_LIMIT = 2**31 - 1
 
@@ -28,6 +39,7 @@ class Fields:
     text: str = "text"
     prompt: str = "prompt"
     completion: str = "completion"
+    messages: str = "messages"
 
 
 def detect_format(path: Path, requested: str, label: str) -> str:
@@ -126,8 +138,27 @@ def _record(obj: dict[str, Any], fields: Fields, label: str, number: int, what: 
     if fields.prompt in obj and fields.completion in obj:
         prompt = _string(obj, fields.prompt, where, what)
         return number, prompt, _string(obj, fields.completion, where, what)
-    raise DataError(f"{where}: missing {what} '{fields.text}' (or '{fields.prompt}' and '{fields.completion}'); "
+    if what == "field" and fields.messages in obj:
+        return Chat(number, _messages(obj[fields.messages], fields.messages, where))
+    if what == "field":
+        raise DataError(f"{where}: missing field '{fields.text}' (or '{fields.prompt}' and '{fields.completion}', or "
+                        f"'{fields.messages}'); set data.text_field, data.prompt_field, data.completion_field or "
+                        "data.messages_field")
+    raise DataError(f"{where}: missing column '{fields.text}' (or '{fields.prompt}' and '{fields.completion}'); "
                     "set data.text_field, data.prompt_field or data.completion_field")
+
+
+def _messages(value: Any, key: str, where: str) -> tuple[Message, ...]:
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: field '{key}' must be a non-empty array of messages, got {_kind(value)}")
+    messages = []
+    for number, item in enumerate(value, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("content"), str):
+            raise DataError(f"{where}: {key}[{number}] must be an object with a string 'content'")
+        if item.get("role") not in ROLES:
+            raise DataError(f"{where}: {key}[{number}] has no valid 'role'; use one of {', '.join(ROLES)}")
+        messages.append((item["role"], item["content"]))
+    return tuple(messages)
 
 
 def _string(obj: dict[str, Any], key: str, where: str, what: str) -> str:

@@ -1,12 +1,13 @@
-"""``codex serve``: a Starlette app that batches, streams and never leaks a secret.
+"""``codex serve``: a Starlette app that batches continuously, streams and never leaks a secret.
 
+Two halves: ``http`` (app, routes, schemas, guard, metrics, the uvicorn runner) and ``generation``
+(jobs, the iteration-level scheduler, the engines); ``source`` picks and loads the model that joins them.
 ``create_app`` is the uvicorn factory (``uvicorn --factory codex_cli.serving:create_app``);
 ``run_server`` is what the CLI calls. Torch is imported only when a real model loads.
 """
 
 from __future__ import annotations
 
-from codex_cli.serving.app import create_app
-from codex_cli.serving.server import run_server
+from codex_cli.serving.http import create_app, run_server
 
 __all__ = ["create_app", "run_server"]

@@ -15,8 +15,7 @@ from codex_cli.checkpoint import layout
 from codex_cli.checkpoint.inference import is_checkpoint_ref
 from codex_cli.errors import UsageError
 from codex_cli.model import resolve_model_path
-from codex_cli.serving.batching import Engine
-from codex_cli.serving.echo import ECHO_NAME, EchoEngine
+from codex_cli.serving.generation import ECHO_NAME, EchoEngine, Engine
 from codex_cli.serving.settings import ServeSettings
 
 
@@ -68,10 +67,11 @@ def load_engine(source: ModelSource, settings: ServeSettings) -> Engine:
     limits = {"max_prompt_tokens": settings.serve.max_prompt_tokens, "mask": settings.mask}
     if source.is_echo:
         return EchoEngine(**limits)
+    chunk = settings.serve.prefill_chunk_tokens
     from codex_cli.checkpoint.inference import load_for_inference
     from codex_cli.runtime import configure_threads
-    from codex_cli.serving.engine import TorchEngine
+    from codex_cli.serving.generation.engine import TorchEngine
 
     configure_threads(settings.threads)
     loaded = load_for_inference(source.ref, settings.model, verify=True)
-    return TorchEngine(loaded.model, loaded.tokenizer, loaded.name, **limits)
+    return TorchEngine(loaded.model, loaded.tokenizer, loaded.name, prefill_chunk_tokens=chunk, **limits)

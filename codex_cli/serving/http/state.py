@@ -1,4 +1,4 @@
-"""What the routes share: settings, the model source, the batcher, metrics, and the request helpers."""
+"""What the routes share: settings, the model source, the scheduler, metrics, and the request helpers."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from starlette.requests import Request
 
 from codex_cli.errors import ServeError
 from codex_cli.masking import mask_text, policy_for
-from codex_cli.serving.batching import Batcher, Engine, Job, JobResult
-from codex_cli.serving.metrics import Metrics
-from codex_cli.serving.schemas import ApiError, GenRequest
+from codex_cli.serving.errors import ApiError
+from codex_cli.serving.generation import Engine, GenRequest, Job, JobResult, Scheduler
+from codex_cli.serving.http.metrics import Gauges, Metrics
 from codex_cli.serving.settings import ServeSettings
 from codex_cli.serving.source import ModelSource, load_engine, select_source
 
@@ -29,20 +29,27 @@ class ServerState:
         self.api_key = settings.api_key()
         self._engine = engine
         self.source: Optional[ModelSource] = None
-        self.batcher: Optional[Batcher] = None
-        self.metrics = Metrics(lambda: self.batcher.depth if self.batcher else 0, lambda: self.ready)
+        self.scheduler: Optional[Scheduler] = None
+        self.metrics = Metrics(self._gauges)
 
     @property
     def ready(self) -> bool:
         """True once the model is loaded."""
-        return self.batcher is not None and self.batcher.engine is not None
+        return self.scheduler is not None and self.scheduler.engine is not None
 
     @property
     def model_name(self) -> str:
         """The name every response carries: the loaded model's, else the configured source's."""
-        if self.batcher is not None and self.batcher.engine is not None:
-            return self.batcher.engine.name
+        if self.scheduler is not None and self.scheduler.engine is not None:
+            return self.scheduler.engine.name
         return self.source.name if self.source is not None else "unknown"
+
+    def _gauges(self) -> Gauges:
+        scheduler = self.scheduler
+        if scheduler is None:
+            return Gauges()
+        return Gauges(scheduler.depth, scheduler.running, int(getattr(scheduler.engine, "cache_tokens", 0)),
+                      scheduler.engine is not None)
 
     async def start(self) -> None:
         """Pick the model, start the worker; with serve.preload wait for the model to load."""
@@ -54,34 +61,42 @@ class ServerState:
             source = self.source = select_source(self.settings)
             load = lambda: load_engine(source, self.settings)  # noqa: E731
         serve = self.settings.serve
-        self.batcher = Batcher(load, self.metrics, max_batch_size=serve.max_batch_size, max_wait_ms=serve.max_wait_ms,
-                               max_queue=serve.max_queue, seed=self.settings.seed)
-        self.batcher.start(preload=serve.preload)
+        self.scheduler = Scheduler(load, self.metrics, max_batch_size=serve.max_batch_size,
+                                   max_batch_tokens=serve.max_batch_tokens, max_queue=serve.max_queue,
+                                   seed=self.settings.seed)
+        self.scheduler.start(preload=serve.preload)
         log.info("serving %s%s", self.source.describe(), "" if serve.preload else "; it loads on the first request")
         if serve.preload:
-            await asyncio.get_running_loop().run_in_executor(None, self.batcher.loaded.wait)
-            if self.batcher.load_error is not None:
-                raise ServeError(f"the model could not be loaded: {self.batcher.load_error}")
+            await asyncio.get_running_loop().run_in_executor(None, self.scheduler.loaded.wait)
+            if self.scheduler.load_error is not None:
+                raise ServeError(f"the model could not be loaded: {self.scheduler.load_error}")
 
     def stop(self) -> None:
         """Finish queued work and stop the worker (in-flight HTTP requests were drained by uvicorn)."""
-        if self.batcher is not None:
-            self.batcher.stop(timeout=self.settings.serve.request_timeout_s)
+        if self.scheduler is not None:
+            self.scheduler.stop(timeout=self.settings.serve.request_timeout_s)
 
     def mask_prompt(self, request: GenRequest) -> tuple[GenRequest, int]:
-        """The request with secrets in its prompt masked, and how many there were."""
-        mask = self.settings.mask
-        masked, count = mask_text(request.prompt, replacement=mask.replacement, typed=mask.typed,
-                                  policy=policy_for(mask))
+        """The request with secrets in its prompt (or its messages) masked, and how many there were."""
+        prompt, count = self._mask(request.prompt)
+        messages = None
+        if request.messages is not None:
+            masked = [(role, *self._mask(content)) for role, content in request.messages]
+            messages = tuple((role, content) for role, content, _ in masked)
+            count += sum(found for _, _, found in masked)
         if count:
             self.metrics.observe_masked(count)
-        return replace(request, prompt=masked), count
+        return replace(request, prompt=prompt, messages=messages), count
+
+    def _mask(self, text: str) -> tuple[str, int]:
+        mask = self.settings.mask
+        return mask_text(text, replacement=mask.replacement, typed=mask.typed, policy=policy_for(mask))
 
     def submit(self, request: GenRequest, stream: bool = False) -> Job:
         """Queue a generation (raises ApiError 503 when the server cannot take it)."""
-        assert self.batcher is not None, "the lifespan has not started"
+        assert self.scheduler is not None, "the lifespan has not started"
         job = Job(request, asyncio.get_running_loop(), stream=stream)
-        self.batcher.submit(job)
+        self.scheduler.submit(job)
         return job
 
     async def result(self, job: Job) -> JobResult:

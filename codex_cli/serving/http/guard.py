@@ -16,8 +16,8 @@ from starlette.applications import Starlette
 
 from codex_cli.errors import CodexError
 from codex_cli.masking import mask_text
-from codex_cli.serving.schemas import ApiError
-from codex_cli.serving.state import ServerState
+from codex_cli.serving.errors import ApiError
+from codex_cli.serving.http.state import ServerState
 
 access_log = logging.getLogger("codex.serve.access")
 log = logging.getLogger("codex.serve")

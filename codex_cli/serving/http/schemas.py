@@ -1,14 +1,17 @@
-"""Request validation for /infer and /v1/completions: JSON in, a GenRequest or an ApiError out.
+"""Request validation for /infer, /v1/completions and /v1/chat/completions: JSON in, a GenRequest or an ApiError out.
 
 Error messages name the field and the rule, never the value a client sent (it may hold a secret).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+from codex_cli.data.chat import ROLES
 from codex_cli.masking import mask_text
+from codex_cli.serving.errors import ApiError
+from codex_cli.serving.generation import GenRequest
 
 if TYPE_CHECKING:
     from codex_cli.config import ServeConfig
@@ -24,34 +27,13 @@ COMPLETION_FIELDS = frozenset({"model", "prompt", "max_tokens", "temperature", "
                                "presence_penalty", "frequency_penalty", "logit_bias"})
 _NEUTRAL = {"n": (1,), "best_of": (1,), "echo": (False,), "logprobs": (None,), "suffix": (None, ""),
             "presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0), "logit_bias": (None, {})}
-
-
-class ApiError(Exception):
-    """A request the server refuses: HTTP status, OpenAI-style error type, one-line message."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 headers: Optional[dict[str, str]] = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type_
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        """The JSON error body: {"error": {"message", "type"}}."""
-        return {"error": {"message": self.message, "type": self.type}}
-
-
-@dataclass(frozen=True)
-class GenRequest:
-    """One generation: a prompt (already masked) and its own sampling settings."""
-
-    prompt: str
-    max_new_tokens: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: Optional[int] = None
-    stop: tuple[str, ...] = ()
+CHAT_FIELDS = frozenset({"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed",
+                         "stop", "stream", "stream_options", "user", "n", "logprobs", "top_logprobs",
+                         "presence_penalty", "frequency_penalty", "logit_bias"})
+_CHAT_NEUTRAL = {"n": (1,), "logprobs": (None, False), "top_logprobs": (None, 0), "presence_penalty": (0, 0.0),
+                 "frequency_penalty": (0, 0.0), "logit_bias": (None, {})}
+MESSAGE_FIELDS = frozenset({"role", "content", "name"})
+MAX_MESSAGES = 256
 
 
 @dataclass(frozen=True)
@@ -60,6 +42,16 @@ class CompletionRequest:
 
     model: str
     requests: tuple[GenRequest, ...]
+    stream: bool = False
+    include_usage: bool = False
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A /v1/chat/completions call: one GenRequest carrying the messages, plus how to answer."""
+
+    model: str
+    request: GenRequest
     stream: bool = False
     include_usage: bool = False
 
@@ -74,25 +66,73 @@ def parse_completion(body: Any, limits: ServeConfig) -> CompletionRequest:
     """Validate an OpenAI /v1/completions body."""
     obj = _object(body, COMPLETION_FIELDS)
     model = _required_str(obj, "model")
-    for name, allowed in _NEUTRAL.items():
+    _neutral(obj, _NEUTRAL)
+    prompts = _prompts(obj)
+    stream, include_usage = _streaming(obj)
+    if stream and len(prompts) != 1:
+        raise ApiError(422, "'prompt' must be a single string when 'stream' is true")
+    requests = tuple(_gen_request(obj, p, "max_tokens", limits) for p in prompts)
+    return CompletionRequest(model=model, requests=requests, stream=stream, include_usage=include_usage)
+
+
+def parse_chat(body: Any, limits: ServeConfig) -> ChatRequest:
+    """Validate an OpenAI /v1/chat/completions body; message contents are returned unmasked."""
+    obj = _object(body, CHAT_FIELDS)
+    model = _required_str(obj, "model")
+    _neutral(obj, _CHAT_NEUTRAL)
+    messages = _messages(obj.get("messages"))
+    stream, include_usage = _streaming(obj)
+    if "max_tokens" in obj and "max_completion_tokens" in obj:
+        raise ApiError(422, "give 'max_completion_tokens' or 'max_tokens', not both")
+    tokens_field = "max_tokens" if "max_tokens" in obj else "max_completion_tokens"
+    request = replace(_gen_request(obj, "", tokens_field, limits), messages=messages)
+    return ChatRequest(model=model, request=request, stream=stream, include_usage=include_usage)
+
+
+def _neutral(obj: dict[str, Any], neutral: dict[str, tuple[Any, ...]]) -> None:
+    for name, allowed in neutral.items():
         if name in obj and obj[name] not in allowed:
             raise ApiError(422, f"'{name}' is not supported by this server; leave it out")
-    prompts = _prompts(obj)
+
+
+def _streaming(obj: dict[str, Any]) -> tuple[bool, bool]:
     stream = _optional(obj, "stream", bool, "a boolean") or False
     options = _optional(obj, "stream_options", dict, "an object") or {}
     include_usage = options.get("include_usage", False)
     if not isinstance(include_usage, bool):
         raise ApiError(422, "'stream_options.include_usage' must be a boolean")
-    if stream and len(prompts) != 1:
-        raise ApiError(422, "'prompt' must be a single string when 'stream' is true")
     _optional(obj, "user", str, "a string")
-    requests = tuple(_gen_request(obj, p, "max_tokens", limits) for p in prompts)
-    return CompletionRequest(model=model, requests=requests, stream=stream, include_usage=include_usage)
+    return stream, include_usage
 
 
-def prompt_too_long(tokens: int, limit: int) -> ApiError:
-    """The 422 for a prompt over serve.max_prompt_tokens."""
-    return ApiError(422, f"the prompt has {tokens} tokens; the limit is {limit} (serve.max_prompt_tokens)")
+def _messages(value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        raise ApiError(422, "missing required field 'messages'")
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_MESSAGES:
+        raise ApiError(422, f"'messages' must be a list of 1 to {MAX_MESSAGES} messages")
+    messages = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ApiError(422, f"'messages[{i}]' must be an object with 'role' and 'content'")
+        unknown = sorted(k for k in item if k not in MESSAGE_FIELDS)
+        if unknown:
+            name, _ = mask_text(str(unknown[0])[:40])
+            raise ApiError(422, f"unknown field '{name}' in 'messages[{i}]'; allowed fields: "
+                                f"{', '.join(sorted(MESSAGE_FIELDS))}")
+        if item.get("role") not in ROLES:
+            raise ApiError(422, f"'messages[{i}].role' must be one of {', '.join(ROLES)}")
+        _optional(item, "name", str, "a string")
+        messages.append((item["role"], _content(item.get("content"), i)))
+    return tuple(messages)
+
+
+def _content(content: Any, i: int) -> str:
+    if isinstance(content, str):
+        return _text(content, f"messages[{i}].content")
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
+                                         and isinstance(p.get("text"), str) for p in content):
+        return _text("".join(p["text"] for p in content), f"messages[{i}].content")
+    raise ApiError(422, f"'messages[{i}].content' must be a string or a list of text parts")
 
 
 def _object(body: Any, fields: frozenset[str]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def run_server(settings: ServeSettings) -> ModelSource:
     """Serve until stopped; raises ServeError when the server cannot start."""
     import uvicorn
 
-    from codex_cli.serving.guard import STARTUP_FAILURES
+    from codex_cli.serving.http.guard import STARTUP_FAILURES
 
     source = select_source(settings)  # fail here, with one line, before uvicorn starts
     os.environ.update(settings.to_env())

@@ -11,13 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from codex_cli.serving.batching import Engine
-from codex_cli.serving.guard import Guard, MaskingFilter
-from codex_cli.serving.metrics import CONTENT_TYPE
-from codex_cli.serving.openai_api import completions, models
-from codex_cli.serving.schemas import ApiError, parse_infer
+from codex_cli.serving.errors import ApiError
+from codex_cli.serving.generation import Engine
+from codex_cli.serving.http.guard import Guard, MaskingFilter
+from codex_cli.serving.http.metrics import CONTENT_TYPE
+from codex_cli.serving.http.openai_api import chat_completions, completions, models
+from codex_cli.serving.http.schemas import parse_infer
+from codex_cli.serving.http.state import ServerState
 from codex_cli.serving.settings import ServeSettings
-from codex_cli.serving.state import ServerState
 
 
 def create_app(settings: Optional[ServeSettings] = None, *, engine: Optional[Engine] = None) -> Guard:
@@ -29,6 +30,7 @@ def create_app(settings: Optional[ServeSettings] = None, *, engine: Optional[Eng
     routes = [
         Route("/infer", infer, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -64,7 +66,7 @@ async def readyz(request: Request) -> Response:
     state: ServerState = request.app.state.codex
     if state.ready:
         return JSONResponse({"status": "ready", "model": state.model_name})
-    failed = state.batcher is not None and state.batcher.load_error is not None
+    failed = state.scheduler is not None and state.scheduler.load_error is not None
     status = "failed" if failed else "not_loaded"
     return JSONResponse({"status": status, "model": state.model_name}, status_code=503)
 
@@ -85,7 +87,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's 404/405 as the same JSON error shape."""
     assert isinstance(exc, HTTPException)
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request_error")
-    message = {404: "no such route; see GET /v1/models, POST /infer, POST /v1/completions",
+    message = {404: "no such route; see GET /v1/models, POST /infer, POST /v1/completions, "
+                                "POST /v1/chat/completions",
                405: "method not allowed on this route"}.get(exc.status_code, "bad request")
     return JSONResponse({"error": {"message": message, "type": kind}}, status_code=exc.status_code,
                         headers=exc.headers)

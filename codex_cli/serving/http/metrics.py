@@ -7,11 +7,22 @@ from __future__ import annotations
 
 import bisect
 import threading
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The server's current state, read when /metrics is scraped."""
+
+    queue_depth: int = 0
+    running: int = 0
+    cache_tokens: int = 0
+    model_loaded: bool = False
 
 
 class _Histogram:
@@ -39,13 +50,14 @@ class _Histogram:
 class Metrics:
     """Server metrics, updated from the event loop and the worker thread."""
 
-    def __init__(self, queue_depth: Callable[[], int], model_loaded: Callable[[], bool]) -> None:
+    def __init__(self, gauges: Callable[[], Gauges]) -> None:
         self._lock = threading.Lock()
-        self._queue_depth = queue_depth
-        self._model_loaded = model_loaded
+        self._gauges = gauges
         self._requests: dict[tuple[str, int], int] = {}
         self._latency: dict[str, _Histogram] = {}
-        self._batches = _Histogram(BATCH_BUCKETS)
+        self._running = _Histogram(BATCH_BUCKETS)
+        self._queue_wait = _Histogram(LATENCY_BUCKETS)
+        self._first_token = _Histogram(LATENCY_BUCKETS)
         self._tokens = 0
         self._masked = 0
 
@@ -55,14 +67,18 @@ class Metrics:
             self._requests[(route, status)] = self._requests.get((route, status), 0) + 1
             self._latency.setdefault(route, _Histogram(LATENCY_BUCKETS)).observe(seconds)
 
-    def observe_batch(self, size: int) -> None:
-        """Count one batch handed to the model."""
+    def observe_step(self, running: int) -> None:
+        """Count one scheduling step and the requests in its running batch."""
         with self._lock:
-            self._batches.observe(size)
+            self._running.observe(running)
 
-    def observe_result(self, completion_tokens: int, masked: int) -> None:
-        """Count generated tokens and secrets masked in a completion."""
+    def observe_job(self, queue_wait: float, first_token: Optional[float], completion_tokens: int,
+                    masked: int) -> None:
+        """Count a finished generation: its wait in the queue, its time to first token, its tokens and masks."""
         with self._lock:
+            self._queue_wait.observe(queue_wait)
+            if first_token is not None:
+                self._first_token.observe(first_token)
             self._tokens += completion_tokens
             self._masked += masked
 
@@ -80,16 +96,27 @@ class Metrics:
             lines += _family("codex_request_duration_seconds", "histogram", "Request latency in seconds, by route.")
             for route, hist in sorted(self._latency.items()):
                 lines += hist.lines("codex_request_duration_seconds", f'route="{route}"')
-            lines += _family("codex_batch_size", "histogram", "Requests per batch handed to the model.")
-            lines += self._batches.lines("codex_batch_size", "")
+            lines += _family("codex_running_batch_size", "histogram", "Requests in the running batch, per step.")
+            lines += self._running.lines("codex_running_batch_size", "")
+            lines += _family("codex_queue_wait_seconds", "histogram",
+                             "Seconds from arrival to joining the running batch.")
+            lines += self._queue_wait.lines("codex_queue_wait_seconds", "")
+            lines += _family("codex_time_to_first_token_seconds", "histogram",
+                             "Seconds from arrival to the first generated token.")
+            lines += self._first_token.lines("codex_time_to_first_token_seconds", "")
             lines += _family("codex_tokens_generated_total", "counter", "Completion tokens generated.")
             lines.append(f"codex_tokens_generated_total {self._tokens}")
             lines += _family("codex_secrets_masked_total", "counter", "Secrets masked in prompts and completions.")
             lines.append(f"codex_secrets_masked_total {self._masked}")
-        lines += _family("codex_queue_depth", "gauge", "Requests waiting for the model.")
-        lines.append(f"codex_queue_depth {self._queue_depth()}")
+        gauges = self._gauges()
+        lines += _family("codex_queue_depth", "gauge", "Requests waiting to join the running batch.")
+        lines.append(f"codex_queue_depth {gauges.queue_depth}")
+        lines += _family("codex_running_requests", "gauge", "Requests in the running batch.")
+        lines.append(f"codex_running_requests {gauges.running}")
+        lines += _family("codex_kv_cache_tokens", "gauge", "Token slots the KV cache holds now.")
+        lines.append(f"codex_kv_cache_tokens {gauges.cache_tokens}")
         lines += _family("codex_model_loaded", "gauge", "1 once the model is loaded.")
-        lines.append(f"codex_model_loaded {int(self._model_loaded())}")
+        lines.append(f"codex_model_loaded {int(gauges.model_loaded)}")
         return "\n".join(lines) + "\n"
 
 
