@@ -44,6 +44,9 @@ EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 DEFAULT_EXPERIMENT = "Default"
 DEFAULT_STORE_FILE = "mlflow.db"
 INSTALL_HINT = "pip install 'codex-cli[mlflow]'"
+# An http(s) store that stops answering then fails after about 6 s (connection refused) or 35 s (no reply),
+# not MLflow's 4 minutes; the user's own values of these variables win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 FLUSH_S = 5.0  # the longest a metrics row waits in memory (a checkpoint flushes at once)
 # metrics.jsonl fields -> MLflow metric names. A step row's fields keep their names; an epoch_end row adds the
 # eval loss, its perplexity and the epoch's mean train loss (the row's "loss"); its other fields repeat the step.
@@ -118,11 +121,15 @@ def _connect(uri: str, source: str) -> Any:
                             "(unset, it is sqlite:///mlflow.db in the working directory), file:PATH or an http(s):// "
                             "MLflow server")
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # read when mlflow is imported: no network but the store's
+    for name, value in HTTP_DEFAULTS.items():  # MLflow's own (7 retries, 120 s) stall a step 4 minutes on a dead server
+        os.environ.setdefault(name, value)
     try:
         from mlflow.tracking import MlflowClient
     except ImportError as e:
         raise _not_installed(source) from e
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # not its "Creating initial MLflow database tables..."
+    # codex says what failed in one line; MLflow would add "Creating initial MLflow database tables..." notes
+    # and, for a locked sqlite store, a traceback of its own.
+    logging.getLogger("mlflow").setLevel(logging.CRITICAL)
     try:
         client = MlflowClient(tracking_uri=uri)
         name = os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT
@@ -134,7 +141,7 @@ def _connect(uri: str, source: str) -> Any:
         raise
     except Exception as e:  # any failure of the store (MlflowException, sqlalchemy, requests) ends the start here
         raise TrackingError(_masked(f"MLflow store '{shown_uri(uri)}' cannot be used ({first_line(e)}); fix "
-                                    f"{URI_ENV}, or set {TOGGLE_ENV}=0 to train without tracking")) from e
+                                    f"{URI_ENV}, or set {TOGGLE_ENV}=0 to train without tracking", uri)) from e
 
 
 def _experiment_id(client: Any, name: str) -> str:
@@ -147,7 +154,11 @@ def _experiment_id(client: Any, name: str) -> str:
     return found.experiment_id
 
 
-def _masked(text: str) -> str:
+def _masked(text: str, uri: str) -> str:
+    """``text`` (which may quote third-party errors) without the URI's credentials or anything that looks a secret."""
+    userinfo = urlsplit(uri).netloc.rpartition("@")[0]
+    for secret in filter(None, (userinfo, userinfo.partition(":")[2])):
+        text = text.replace(secret, "***")
     return mask_text(text)[0]
 
 
@@ -173,7 +184,7 @@ class MlflowTracker(Tracker):
 
     def __init__(self, connection: tuple[Any, str, str], uri: str, *, log_model: bool) -> None:
         self._client, self._experiment_id, self._experiment = connection
-        self._uri = shown_uri(uri)
+        self._raw_uri, self._uri = uri, shown_uri(uri)
         self._log_model = log_model
         self._run_id = ""
         self._logged: dict[str, int] = {}  # metric name -> the last step the run holds (or will once flushed)
@@ -197,8 +208,9 @@ class MlflowTracker(Tracker):
         except TrackingError:
             raise
         except Exception as e:  # the store failed before training: say so and stop, nothing is lost yet
-            raise TrackingError(_masked(f"MLflow store '{self._uri}' failed while starting the run ({first_line(e)}); "
-                                        f"fix {URI_ENV}, or set {TOGGLE_ENV}=0 to train without tracking")) from e
+            message = (f"MLflow store '{self._uri}' failed while starting the run ({first_line(e)}); fix {URI_ENV}, "
+                       f"or set {TOGGLE_ENV}=0 to train without tracking")
+            raise TrackingError(_masked(message, self._raw_uri)) from e
         verb = "continuing" if run_id else "logging to"
         experiment = self._experiment if run.info.experiment_id == self._experiment_id else run.info.experiment_id
         notes = [f"MLflow: {verb} run {self._run_id} (experiment {experiment!r}) in {self._uri}"]
@@ -229,7 +241,7 @@ class MlflowTracker(Tracker):
 
         model = [f"the model ({final.name})"] if self._log_model and status == "FINISHED" and final else []
         self._attempt(write, lambda: [*([self._metrics_lost()] if self._pending else []), *model,
-                                      f"the run's end ({status})"])
+                                      f"the run's end ({status})"], ending=True)
 
     def _open_run(self, run_id: Optional[str]) -> Any:
         if run_id is None:
@@ -308,7 +320,7 @@ class MlflowTracker(Tracker):
         return [self._metrics_lost(), f"the metadata.json of {metadata}",
                 *(["the model"] if self._log_model else []), "the run's end"]
 
-    def _attempt(self, write: Callable[[], None], lost: Callable[[], list[str]]) -> None:
+    def _attempt(self, write: Callable[[], None], lost: Callable[[], list[str]], *, ending: bool = False) -> None:
         """Run ``write``; on the first failure warn once, naming what ``lost`` says was not logged; then stop."""
         if self._failed:
             return
@@ -316,8 +328,8 @@ class MlflowTracker(Tracker):
             write()
         except Exception as e:  # whatever the store raises, training must go on: one warning, then no more calls
             self._failed = True
+            goes_on = "metrics.jsonl" if ending else "Training goes on, and metrics.jsonl"
             log.warning(_masked(
                 f"codex: warning: MLflow store '{self._uri}' failed at step {self._step} ({first_line(e)}); not "
-                f"logged to run {self._run_id}: {', '.join(lost())}. Training goes on, and metrics.jsonl and the "
-                "checkpoints have everything: once the store works again, 'codex train --resume' logs what is "
-                "missing"))
+                f"logged to run {self._run_id}: {', '.join(lost())}. {goes_on} and the checkpoints have everything: "
+                "once the store works again, 'codex train --resume' logs what is missing", self._raw_uri))

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -178,6 +179,7 @@ def test_kill_9_and_resume_continue_one_run_without_duplicate_steps(tiny_model_d
     args = _trained_args(tiny_model_dir, data, ck, "--quiet")
     killed = _start_until(args, ck, 7, lambda proc: proc.send_signal(signal.SIGKILL), cwd=tmp_path, env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _only_run(f"sqlite:///{tmp_path / 'mlflow.db'}").info.status == "RUNNING"
     assert json.loads((ck / "latest.json").read_text())["global_step"] < 18
     resumed = run_codex(*args, "--resume", cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr
@@ -215,7 +217,9 @@ def test_a_replayed_step_already_in_the_store_is_not_logged_twice(tiny_model_dir
     monkeypatch.setenv(store.CRASH_ENV, "step:5")  # steps 4 and 5 are logged, the checkpoint holds step 3
     with pytest.raises(SimulatedCrash):
         run_training(cfg)
-    run_id = _only_run(uri).info.run_id
+    crashed = _only_run(uri)
+    run_id = crashed.info.run_id
+    assert crashed.info.status == "FAILED"  # an exception ends the run so; a real kill -9 leaves it RUNNING
     assert _history(uri, run_id, "loss")[-1][0] == 5
     monkeypatch.delenv(store.CRASH_ENV)
     run_training(cfg, resume=True)
@@ -226,6 +230,42 @@ def test_a_replayed_step_already_in_the_store_is_not_logged_twice(tiny_model_dir
         if name != "tokens_per_s":  # a replayed step keeps the values first logged: the same, but for the timing
             assert _history(uri, run_id, name) == values, name
     assert _only_run(uri).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_two_processes_log_one_run_from_rank_0_to_the_named_store_and_experiment(tiny_model_dir: Path, data: Path,
+                                                                                 tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'elsewhere' / 'runs.db'}"
+    env = {"CODEX_MLFLOW": "1", "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": "codex-ddp"}
+    args = ["train", "--quiet", "--model", str(tiny_model_dir), "--data", str(data), "--nproc", "2", "--max-steps", "3",
+            "train.batch_size=2", "data.mask_secrets=false", "threads=1", f"checkpoint.dir={tmp_path / 'ck'}"]
+    result = run_codex(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+    client = _client(uri)
+    experiment = client.get_experiment_by_name("codex-ddp")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags["codex.world_size"] == "2"
+    for name, values in _expected_metrics(metrics(tmp_path / "ck")).items():
+        assert _history(uri, runs[0].info.run_id, name) == values, name
+
+
+def test_a_stopped_run_is_killed_in_the_store_with_its_interrupt_checkpoint(tiny_model_dir: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from codex_cli.training import loop
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("CODEX_MLFLOW", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(loop.distributed, "agree_to_stop", lambda requested, step: requested or step == 2)  # Ctrl-C
+    cfg = make_config(tiny_model_dir, write_jsonl(tmp_path / "train.jsonl"), tmp_path / "ck", "train.max_steps=4")
+    assert run_training(cfg).interrupted
+    run = _only_run(uri)
+    assert run.info.status == "KILLED"
+    assert [a.path for a in _client(uri).list_artifacts(run.info.run_id, "checkpoints")] == [
+        "checkpoints/interrupt-00000002"]
+    assert _history(uri, run.info.run_id, "loss") == [(m["step"], m["loss"]) for m in metrics(tmp_path / "ck")]
 
 
 def _lock_and_break(db: Path, saved: dict[str, bytes]) -> Callable[[subprocess.Popen], None]:
@@ -334,6 +374,23 @@ def test_only_local_and_http_stores_are_used_and_credentials_are_never_shown(mon
         "(unset, it is sqlite:///mlflow.db in the working directory), file:PATH or an http(s):// MLflow server")
     assert tracking.shown_uri("https://me:tok@mlflow.example/x?token=1") == "https://mlflow.example/x"
     assert tracking.shown_uri("sqlite:////abs/mlflow.db") == "sqlite:////abs/mlflow.db"
+
+
+def test_an_http_store_that_does_not_answer_stops_the_start_without_showing_credentials(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CODEX_MLFLOW", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://bob:pw123@127.0.0.1:{port}")
+    for name in tracking.HTTP_DEFAULTS:  # codex's bounded retries, not MLflow's 4 minutes
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(TrackingError) as info:
+        tracking.open_tracker(TrackConfig(), writer=True)
+    message = str(info.value)
+    assert message.startswith(f"MLflow store 'http://127.0.0.1:{port}' cannot be used (API request to ")
+    assert message.endswith("; fix MLFLOW_TRACKING_URI, or set CODEX_MLFLOW=0 to train without tracking")
+    assert "bob" not in message and "pw123" not in message
 
 
 def test_other_ranks_and_a_toggle_off_get_a_tracker_that_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
