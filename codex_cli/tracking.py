@@ -52,8 +52,8 @@ FLUSH_S = 5.0  # the longest a metrics row waits in memory (a checkpoint flushes
 # eval loss, its perplexity and the epoch's mean train loss (the row's "loss"); its other fields repeat the step.
 STEP_METRICS = {name: name for name in ("loss", "lr", "tokens_per_s", "grad_norm", "tokens_seen", "epoch")}
 EPOCH_METRICS = {"loss": "epoch_train_loss", "eval_loss": "eval_loss", "perplexity": "perplexity"}
-_LOCAL_SCHEMES = ("sqlite", "file", "")
-_REMOTE_SCHEMES = ("http", "https")
+# sqlite is MLflow 3's local store (its ./mlruns file store is deprecated); http(s) is an MLflow server.
+_SCHEMES = ("sqlite", "http", "https")
 _MAX_METRICS_PER_CALL = 1000  # MLflow's log_batch limits
 _MAX_PARAMS_PER_CALL = 100
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -79,20 +79,27 @@ def open_tracker(cfg: TrackConfig, *, writer: bool) -> Tracker:
     on, source = toggle(cfg)
     if not (on and writer):
         return Tracker()
-    uri = os.environ.get(URI_ENV) or f"sqlite:///{Path.cwd() / DEFAULT_STORE_FILE}"
-    return MlflowTracker(_connect(uri, source), uri, log_model=cfg.log_model)
+    uri = store_uri()
+    require_installed(cfg)
+    return MlflowTracker(_connect(uri), uri, log_model=cfg.log_model)
+
+
+def store_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<working directory>/mlflow.db``."""
+    return os.environ.get(URI_ENV) or f"sqlite:///{Path.cwd() / DEFAULT_STORE_FILE}"
 
 
 def require_installed(cfg: TrackConfig) -> None:
-    """Raise TrackingError when tracking is on and MLflow is not installed (checked without importing it)."""
+    """Raise TrackingError when tracking is on and a package it needs is missing (checked without importing it)."""
     on, source = toggle(cfg)
-    if on and importlib.util.find_spec("mlflow") is None:
-        raise _not_installed(source)
-
-
-def _not_installed(source: str) -> TrackingError:
-    return TrackingError(f"experiment tracking is on ({source}) but MLflow is not installed; {INSTALL_HINT}, "
-                         f"or set {TOGGLE_ENV}=0")
+    if not on:
+        return
+    needed = ["mlflow", *(["sqlalchemy", "alembic"] if urlsplit(store_uri()).scheme.lower() == "sqlite" else [])]
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        what = f"{missing[0]} is" if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]} are"
+        raise TrackingError(f"experiment tracking is on ({source}) but {what} not installed; {INSTALL_HINT}, "
+                            f"or set {TOGGLE_ENV}=0")
 
 
 def shown_uri(uri: str) -> str:
@@ -114,19 +121,19 @@ def row_metrics(row: dict[str, Any]) -> dict[str, float]:
     return {name: float(row[field]) for field, name in names.items() if isinstance(row.get(field), (int, float))}
 
 
-def _connect(uri: str, source: str) -> Any:
+def _connect(uri: str) -> tuple[Any, str, str]:
     """An MlflowClient on ``uri`` (its store created and migrated on first use), the experiment's id and name."""
-    if urlsplit(uri).scheme.lower() not in _LOCAL_SCHEMES + _REMOTE_SCHEMES:
+    if urlsplit(uri).scheme.lower() not in _SCHEMES:
         raise TrackingError(f"{URI_ENV} '{shown_uri(uri)}' is not a store codex logs to; use sqlite:///PATH "
-                            "(unset, it is sqlite:///mlflow.db in the working directory), file:PATH or an http(s):// "
-                            "MLflow server")
+                            "(unset, it is sqlite:///mlflow.db in the working directory) or an http(s):// MLflow "
+                            "server")
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # read when mlflow is imported: no network but the store's
-    for name, value in HTTP_DEFAULTS.items():  # MLflow's own (7 retries, 120 s) stall a step 4 minutes on a dead server
+    for name, value in HTTP_DEFAULTS.items():  # MLflow's own (7 retries, 120 s) stall 4 minutes on a dead server
         os.environ.setdefault(name, value)
     try:
         from mlflow.tracking import MlflowClient
-    except ImportError as e:
-        raise _not_installed(source) from e
+    except ImportError as e:  # installed but broken (a dependency of its own is missing)
+        raise TrackingError(f"mlflow cannot be imported ({first_line(e)}); {INSTALL_HINT}") from e
     # codex says what failed in one line; MLflow would add "Creating initial MLflow database tables..." notes
     # and, for a locked sqlite store, a traceback of its own.
     logging.getLogger("mlflow").setLevel(logging.CRITICAL)
@@ -134,9 +141,6 @@ def _connect(uri: str, source: str) -> Any:
         client = MlflowClient(tracking_uri=uri)
         name = os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT
         return client, _experiment_id(client, name), name
-    except ImportError as e:  # mlflow-skinny without the database packages of its sqlite store
-        raise TrackingError(f"MLflow's store at '{shown_uri(uri)}' needs a package that is missing "
-                            f"({first_line(e)}); {INSTALL_HINT}") from e
     except TrackingError:
         raise
     except Exception as e:  # any failure of the store (MlflowException, sqlalchemy, requests) ends the start here

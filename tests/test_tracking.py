@@ -222,14 +222,43 @@ def test_a_replayed_step_already_in_the_store_is_not_logged_twice(tiny_model_dir
     assert crashed.info.status == "FAILED"  # an exception ends the run so; a real kill -9 leaves it RUNNING
     assert _history(uri, run_id, "loss")[-1][0] == 5
     monkeypatch.delenv(store.CRASH_ENV)
-    run_training(cfg, resume=True)
+    run_training(make_config(tiny_model_dir, tmp_path / "train.jsonl", tmp_path / "ck", "lora.enabled=true",
+                             "train.max_steps=6", "checkpoint.every_steps=3", "checkpoint.keep_last=5"), resume=True)
 
     rows = metrics(tmp_path / "ck")
     assert [row["step"] for row in rows if row["event"] == "step"] == [1, 2, 3, 4, 5, 6]
     for name, values in _expected_metrics(rows).items():
         if name != "tokens_per_s":  # a replayed step keeps the values first logged: the same, but for the timing
             assert _history(uri, run_id, name) == values, name
-    assert _only_run(uri).info.status == "FINISHED"
+    resumed = _only_run(uri)
+    assert resumed.info.status == "FINISHED"
+    assert resumed.data.params["checkpoint.keep_last"] == "null"  # MLflow params never change...
+    assert resumed.data.tags["codex.params_changed_on_resume"] == "checkpoint.keep_last"  # ...so the tag says it
+    assert resumed.data.tags["codex.resumed_from"] == str(tmp_path / "ck" / "step-00000003")
+
+
+@pytest.mark.slow
+def test_tracking_turned_on_at_a_resume_logs_the_whole_run_and_a_foreign_run_id_is_refused(
+        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    data = write_jsonl(tmp_path / "train.jsonl")
+    run_training(make_config(tiny_model_dir, data, tmp_path / "ck", "train.max_steps=2", "checkpoint.every_steps=1"))
+    assert not (tmp_path / "store.db").exists()
+    monkeypatch.setenv("CODEX_MLFLOW", "1")
+    cfg = make_config(tiny_model_dir, data, tmp_path / "ck", "train.max_steps=4", "checkpoint.every_steps=1")
+    run_training(cfg, resume=True)
+    run = _only_run(uri)
+    for name, values in _expected_metrics(metrics(tmp_path / "ck")).items():
+        assert _history(uri, run.info.run_id, name) == values, name
+    assert len(_client(uri).list_artifacts(run.info.run_id, "checkpoints")) == 4
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'other.db'}")
+    with pytest.raises(TrackingError) as info:
+        run_training(cfg, resume=True)
+    assert str(info.value) == (
+        f"the checkpoint's MLflow run {run.info.run_id} is not in the store 'sqlite:///{tmp_path / 'other.db'}'; set "
+        "MLFLOW_TRACKING_URI to the store it was logged to, or CODEX_MLFLOW=0 to resume without tracking")
 
 
 @pytest.mark.slow
@@ -314,14 +343,14 @@ def test_a_store_that_fails_mid_run_costs_one_warning_and_resume_logs_the_rest(t
     assert len(logged) == 18
 
 
-def _hide_mlflow(tmp_path: Path) -> dict[str, str]:
-    """An environment whose Python finds no mlflow: site-packages seen through links to everything else."""
+def _hide(tmp_path: Path, packages: tuple[str, ...]) -> dict[str, str]:
+    """An environment whose Python lacks ``packages``: site-packages seen through links to everything else."""
     import sysconfig
 
-    site, shadow = Path(sysconfig.get_paths()["purelib"]), tmp_path / "site-without-mlflow"
+    site, shadow = Path(sysconfig.get_paths()["purelib"]), tmp_path / "site-without"
     shadow.mkdir()
     for entry in site.iterdir():
-        if not entry.name.lower().startswith("mlflow"):
+        if not entry.name.lower().startswith(packages):
             (shadow / entry.name).symlink_to(entry)
     (tmp_path / "guard").mkdir()
     (tmp_path / "guard" / "sitecustomize.py").write_text(
@@ -329,16 +358,20 @@ def _hide_mlflow(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(tmp_path / "guard")}
 
 
-@pytest.mark.parametrize(("args", "env", "source"), [
-    pytest.param(["track.mlflow=true"], {}, "track.mlflow: true", id="config"),
-    pytest.param(["--nproc", "2"], {"CODEX_MLFLOW": "1"}, "CODEX_MLFLOW=1", id="env-nproc"),
+@pytest.mark.parametrize(("hidden", "args", "env", "source", "missing"), [
+    pytest.param(("mlflow",), ["track.mlflow=true"], {}, "track.mlflow: true", "mlflow is", id="mlflow-config"),
+    pytest.param(("mlflow",), ["--nproc", "2"], {"CODEX_MLFLOW": "1"}, "CODEX_MLFLOW=1", "mlflow is",
+                 id="mlflow-env-nproc"),
+    pytest.param(("sqlalchemy", "alembic"), [], {"CODEX_MLFLOW": "yes"}, "CODEX_MLFLOW=yes",
+                 "sqlalchemy and alembic are", id="sqlite-store-packages"),
 ])
-def test_without_mlflow_a_tracked_run_stops_before_any_work(tiny_model_dir: Path, data: Path, tmp_path: Path,
-                                                            args: list[str], env: dict[str, str], source: str) -> None:
+def test_without_the_extra_a_tracked_run_stops_before_any_work(tiny_model_dir: Path, data: Path, tmp_path: Path,
+                                                               hidden: tuple[str, ...], args: list[str],
+                                                               env: dict[str, str], source: str, missing: str) -> None:
     result = run_codex("train", "--model", str(tiny_model_dir), "--data", str(data),
-                       f"checkpoint.dir={tmp_path / 'ck'}", *args, cwd=tmp_path, env={**_hide_mlflow(tmp_path), **env})
+                       f"checkpoint.dir={tmp_path / 'ck'}", *args, cwd=tmp_path, env={**_hide(tmp_path, hidden), **env})
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == (f"codex: error: experiment tracking is on ({source}) but MLflow is not installed; "
+    assert result.stderr == (f"codex: error: experiment tracking is on ({source}) but {missing} not installed; "
                              "pip install 'codex-cli[mlflow]', or set CODEX_MLFLOW=0\n")
     assert not (tmp_path / "ck").exists() and not (tmp_path / "mlflow.db").exists()
 
@@ -364,14 +397,14 @@ def test_a_bad_toggle_value_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) ->
         tracking.toggle(TrackConfig())
 
 
-def test_only_local_and_http_stores_are_used_and_credentials_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_sqlite_and_http_stores_are_used_and_credentials_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEX_MLFLOW", "1")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://ops:hunter2@db.internal:5432/mlflow")
     with pytest.raises(TrackingError) as info:
         tracking.open_tracker(TrackConfig(), writer=True)
     assert str(info.value) == (
         "MLFLOW_TRACKING_URI 'postgresql://db.internal:5432/mlflow' is not a store codex logs to; use sqlite:///PATH "
-        "(unset, it is sqlite:///mlflow.db in the working directory), file:PATH or an http(s):// MLflow server")
+        "(unset, it is sqlite:///mlflow.db in the working directory) or an http(s):// MLflow server")
     assert tracking.shown_uri("https://me:tok@mlflow.example/x?token=1") == "https://mlflow.example/x"
     assert tracking.shown_uri("sqlite:////abs/mlflow.db") == "sqlite:////abs/mlflow.db"
 
