@@ -60,7 +60,7 @@ def _setup(cfg):
     configure_threads(cfg.threads)
     seed_everything(cfg.seed)
     loaded = load_model(cfg.model, cfg.lora)
-    data = load_datasets(cfg.data, loaded.tokenizer, seed=cfg.seed, mask_replacement=cfg.mask.replacement)
+    data = load_datasets(cfg.data, loaded.tokenizer, seed=cfg.seed, mask=cfg.mask)
     windows = epoch_windows(len(data.train), batch_size=cfg.train.batch_size, grad_accum=cfg.train.grad_accum,
                             seed=cfg.seed, epoch=0)
     if len(windows) < cfg.train.max_steps:
@@ -76,7 +76,7 @@ def _run_codex(cfg) -> dict:
 
     start = time.perf_counter()
     train(cfg.model, cfg.lora, cfg.data, cfg.train, cfg.checkpoint, seed=cfg.seed, threads=cfg.threads,
-          mask_replacement=cfg.mask.replacement, run_config=cfg.redacted_dict(), track_cfg=cfg.track)
+          mask=cfg.mask, run_config=cfg.redacted_dict(), track_cfg=cfg.track)
     return {**_last_step(Path(cfg.checkpoint.dir)), "wall_s": time.perf_counter() - start}
 
 

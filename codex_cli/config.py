@@ -104,9 +104,23 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class MaskRule:
+    """One user rule (``mask.rules`` entry): a regex, matched line by line, with optional keywords."""
+
+    name: str
+    regex: str
+    family: str = "custom"
+    keywords: Optional[list[str]] = None
+    secret_group: Optional[Union[int, str]] = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class MaskConfig:
     replacement: str = "[SECRET]"
     typed: bool = False
+    rules: list[MaskRule] = field(default_factory=list)
+    allow: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -210,6 +224,7 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     problems.extend(serve_problems(config.serve))
+    problems.extend(mask_problems(config.mask))
     if problems:
         raise ConfigError(problems)
     return config
@@ -221,6 +236,31 @@ def serve_problems(serve: ServeConfig) -> list[str]:
         return [f"serve.default_max_new_tokens ({serve.default_max_new_tokens}) is above the cap "
                 f"serve.max_new_tokens ({serve.max_new_tokens}); lower it or raise the cap"]
     return []
+
+
+def mask_problems(mask: MaskConfig) -> list[str]:
+    """User rules and allow patterns that cannot work: a bad regex or secret group, a repeated name."""
+    if not mask.rules and not mask.allow:
+        return []
+    from codex_cli.masking.custom import RuleError, compile_pattern, compile_rule  # stdlib; only when needed
+
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, rule in enumerate(mask.rules):
+        where = f"mask.rules[{i}]"
+        if rule.name in seen:
+            problems.append(f"config key '{where}.name' repeats the rule name {rule.name!r}; give each rule its own")
+        seen.add(rule.name)
+        try:
+            compile_rule(rule.name, rule.regex, rule.family, rule.keywords or (), rule.secret_group)
+        except RuleError as e:
+            problems.append(f"config key '{where}.{e.field}' {e}")
+    for i, pattern in enumerate(mask.allow):
+        try:
+            compile_pattern(pattern)
+        except RuleError as e:
+            problems.append(f"config key 'mask.allow[{i}]' {e}")
+    return problems
 
 
 def known_keys() -> list[str]:
@@ -353,6 +393,12 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, problems: list[str])
         if dataclasses.is_dataclass(hint):
             values[f.name] = _build(hint, raw or {}, f"{dotted}.", problems)
             continue
+        item = _dataclass_item(hint)
+        if item is not None:
+            built = _build_list(item, raw, dotted, problems)
+            if built is not None:
+                values[f.name] = built
+            continue
         if dotted == "seed" and raw in (None, 0):
             raw = DEFAULT_SEED
         ok, value = _coerce(raw, hint)
@@ -367,6 +413,52 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, problems: list[str])
     if len(values) < len(dataclasses.fields(cls)):
         return None
     return cls(**values)
+
+
+def _dataclass_item(hint: Any) -> Optional[type]:
+    """The item class of a ``list[SomeDataclass]`` hint, else None."""
+    if get_origin(hint) is list:
+        (item,) = get_args(hint)
+        if dataclasses.is_dataclass(item):
+            return item
+    return None
+
+
+def _build_list(item: type, raw: Any, dotted: str, problems: list[str]) -> Optional[list[Any]]:
+    """A list of typed entries (``mask.rules``): each a mapping, checked field by field, by index."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append(f"config key '{dotted}' expects a list of mappings, got {_show(dotted, raw)}")
+        return None
+    hints = get_type_hints(item)
+    names = [f.name for f in dataclasses.fields(item)]
+    required = [f.name for f in dataclasses.fields(item)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    built, count = [], len(problems)
+    for i, entry in enumerate(raw):
+        where = f"{dotted}[{i}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"config key '{where}' expects a mapping ({', '.join(names)}), got {_show(where, entry)}")
+            continue
+        for key in entry:
+            if key not in names:
+                problems.append(_unknown_key(f"{where}.{key}", [f"{where}.{n}" for n in names], dotted))
+        missing = [n for n in required if entry.get(n) is None]
+        if missing:
+            problems.append(f"config key '{where}' needs {', '.join(repr(n) for n in missing)}")
+            continue
+        values = {}
+        for name in names:
+            if name not in entry:
+                continue
+            ok, value = _coerce(entry[name], hints[name])
+            if not ok:
+                problems.append(f"config key '{where}.{name}' expects {_describe(hints[name])}, "
+                                f"got {_show(where, entry[name])}")
+            values[name] = value
+        built.append(item(**values))
+    return built if len(problems) == count else None
 
 
 def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:

@@ -56,6 +56,7 @@ EPOCH_METRICS = {"loss": "epoch_train_loss", "eval_loss": "eval_loss", "perplexi
 _SCHEMES = ("sqlite", "http", "https")
 _MAX_METRICS_PER_CALL = 1000  # MLflow's log_batch limits
 _MAX_PARAMS_PER_CALL = 100
+_MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 log = logging.getLogger("codex.tracking")
@@ -111,8 +112,16 @@ def shown_uri(uri: str) -> str:
 
 
 def run_params(config: dict[str, Any]) -> dict[str, str]:
-    """The resolved config (secrets already redacted) as MLflow params: dotted keys, JSON for non-strings."""
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in flat_dict(config).items()}
+    """The resolved config (secrets already redacted) as MLflow params: dotted keys, JSON for non-strings.
+
+    A value longer than MLflow allows (a long ``mask.rules`` list) is cut, saying so; metadata.json has it whole.
+    """
+    params = {key: value if isinstance(value, str) else json.dumps(value) for key, value in flat_dict(config).items()}
+    for key, text in params.items():
+        if len(text) > _MAX_PARAM_CHARS:
+            note = f"... ({len(text)} characters; the whole value is in each checkpoint's metadata.json)"
+            params[key] = text[:_MAX_PARAM_CHARS - len(note)] + note
+    return params
 
 
 def row_metrics(row: dict[str, Any]) -> dict[str, float]:

@@ -33,15 +33,16 @@ def settings(**serve: object) -> ServeSettings:
 class ScriptEngine:
     """Emits the same pieces of text for every prompt, one piece per token."""
 
-    def __init__(self, pieces: list[str], name: str = "script") -> None:
+    def __init__(self, pieces: list[str], name: str = "script", mask: MaskConfig = MaskConfig()) -> None:
         self.pieces = pieces
         self.name = name
+        self.mask = mask  # what the server's CompletionText gets from its settings
         self.batches: list[int] = []
 
     def run(self, jobs: list[Job]) -> None:
         self.batches.append(len(jobs))
         for job in jobs:
-            text = CompletionText(job.request.stop, MaskConfig())
+            text = CompletionText(job.request.stop, self.mask)
             parts = []
             pieces = self.pieces[: job.request.max_new_tokens]
             for piece in pieces:

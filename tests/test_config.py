@@ -181,3 +181,47 @@ def test_config_is_frozen() -> None:
     cfg = load_config()
     with pytest.raises(AttributeError):
         cfg.train.epochs = 3  # type: ignore[misc]
+
+
+def _doc_mask_example() -> str:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text(encoding="utf-8")
+    section = text.split("### Your own masking rules", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_mask_rules_load_and_mask(tmp_path: Path) -> None:
+    from codex_cli.masking import mask_text, policy_for
+
+    path = tmp_path / "codex.yaml"
+    path.write_text(_doc_mask_example())
+    cfg = load_config(path).mask
+    assert [r.name for r in cfg.rules] == ["acme-api-key", "internal-db-password"]
+    text = f"k=acme_live_{'0a' * 16}\nINTERNAL_DB_PW=s3cr3t!\nid AKIAIOSFODNN7EXAMPLE\n"
+    assert mask_text(text, typed=True, policy=policy_for(cfg)) == (
+        "k=[SECRET:acme]\nINTERNAL_DB_PW=[SECRET:custom]\nid AKIAIOSFODNN7EXAMPLE\n", 2)
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("mask:\n  rules:\n    - {name: a, regex: 'x('}\n",
+     "config key 'mask.rules[0].regex' is not a valid regex (missing ), unterminated subpattern at position 1)"),
+    ("mask:\n  rules:\n    - {name: a, regex: 'x*'}\n",
+     "config key 'mask.rules[0].regex' matches the empty string; make it match the secret itself"),
+    ("mask:\n  rules:\n    - {name: a, regex: 'x(y)', secret_group: 2}\n",
+     "config key 'mask.rules[0].secret_group' is 2, but the regex has 1 group(s)"),
+    ("mask:\n  rules:\n    - {name: a, regex: 'xy'}\n    - {name: a, regex: 'zz'}\n",
+     "config key 'mask.rules[1].name' repeats the rule name 'a'; give each rule its own"),
+    ("mask:\n  rules:\n    - {name: a, regx: 'xy'}\n",
+     "unknown config key 'mask.rules[0].regx' (in mask.rules); did you mean 'mask.rules[0].regex'?; "
+     "config key 'mask.rules[0]' needs 'regex'"),
+    ("mask:\n  rules: acme\n", "config key 'mask.rules' expects a list of mappings, got 'acme' (str)"),
+    ("mask:\n  allow: ['[']\n",
+     "config key 'mask.allow[0]' is not a valid regex (unterminated character set at position 0)"),
+], ids=["regex", "empty-match", "group", "repeated-name", "unknown-field", "not-a-list", "allow"])
+def test_bad_mask_rules_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    from codex_cli.errors import ConfigError
+
+    path = tmp_path / "codex.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == message

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import codex_cli.data as data
-from codex_cli.config import DataConfig, ModelConfig
+from codex_cli.config import DataConfig, MaskConfig, ModelConfig
 from codex_cli.data import IGNORE_INDEX, Example, collate, count_tokens, load_datasets
 from codex_cli.errors import DataError
 from codex_cli.model import load_tokenizer
@@ -318,9 +318,23 @@ def test_secrets_are_masked_before_tokenization(tmp_path: Path, tokenizer: Any) 
 
 def test_secrets_in_txt_and_custom_replacement(tmp_path: Path, tokenizer: Any) -> None:
     train = _write(tmp_path / "s.txt", f"KEY={AWS_KEY}\nprint('ok')\n")
-    sets = load_datasets(_cfg(train, mask_secrets=True), tokenizer, seed=SEED, mask_replacement="<redacted>")
+    mask = MaskConfig(replacement="<redacted>")
+    sets = load_datasets(_cfg(train, mask_secrets=True), tokenizer, seed=SEED, mask=mask)
     text = _decoded(tokenizer, sets.train)
     assert sets.masked_secrets == 1 and AWS_KEY not in text and "KEY=<redacted>" in text
+
+
+def test_your_rules_and_allow_list_scrub_training_data(tmp_path: Path, tokenizer: Any) -> None:
+    from codex_cli.config import MaskRule
+
+    train = _write(tmp_path / "s.txt", f"id acme_live_0123456789abcdef\nKEY={AWS_KEY}\n")
+    plain = load_datasets(_cfg(train, mask_secrets=True), tokenizer, seed=SEED)
+    assert plain.masked_secrets == 1 and "acme_live_0123456789abcdef" in _decoded(tokenizer, plain.train)
+    mask = MaskConfig(rules=[MaskRule(name="acme", regex="acme_live_[0-9a-f]{16}")], allow=[AWS_KEY[4:12]])
+    mine = load_datasets(_cfg(train, mask_secrets=True), tokenizer, seed=SEED, mask=mask)
+    text = _decoded(tokenizer, mine.train)
+    assert not mine.cache_hit  # other rules, other masked text: the cache is keyed by them
+    assert "id [SECRET]" in text and AWS_KEY in text and mine.masked_secrets == 1
 
 
 def test_masking_can_be_turned_off(tmp_path: Path, tokenizer: Any) -> None:

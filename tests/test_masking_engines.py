@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import random
+import re
 import string
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from regex_sample import sample
 
+from codex_cli.masking.engine import engine
 from codex_cli.masking.prefilter import hyperscan_finder, python_finder
-from codex_cli.masking.rules import ALLOW_MARKER, ALLOW_REACH, combined
+from codex_cli.masking.rules import ALLOW_MARKER, ALLOW_REACH, providers
+from codex_cli.masking.rules.values import not_a_value
 from codex_cli.masking.stream import ByteMasker
 
-COMBINED = combined()
+ENGINE = engine()
+COMBINED = re.compile("|".join(ENGINE.alternatives).encode())
+EVERY_RULE = (1 << len(ENGINE.rules)) - 1
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALNUM = string.ascii_letters + string.digits
 B64URL = ALNUM + "_-"
@@ -28,6 +35,14 @@ def _pem(kind: str) -> st.SearchStrategy[str]:
     begin, end = f"-----BEGIN {kind}PRIVATE KEY-----\n", f"\n-----END {kind}PRIVATE KEY-----"
     return lines.map(lambda ls: begin + "\n".join(ls) + end)
 
+
+def _secret_like(value: str) -> bool:
+    return any(c.isdigit() for c in value) and any(c.isalpha() for c in value) and not not_a_value(value.encode())
+
+
+_rng = random.Random(1234)
+PROVIDER_SAMPLES = [sample(r.regex, _rng) for r in providers.RULES
+                    if r.hs and all(p.regex.startswith(b"[^") for p in r.hs) for _ in range(2)]
 
 # (context, secret): the context stays, the secret must be masked (a closing quote after it stays too).
 SECRETS = st.one_of(
@@ -52,6 +67,19 @@ SECRETS = st.one_of(
                                              "---- END SSH2 ENCRYPTED PRIVATE KEY ----")),
     _s(ALNUM + "+/", 1, 64).map(lambda b: ("", f"PuTTY-User-Key-File-3: ssh-ed25519\nPrivate-Lines: 1\n{b}\n"
                                              f"Private-MAC: {'ab12' * 8}")),
+    # provider tokens, sampled from each rule's own pattern
+    st.sampled_from(PROVIDER_SAMPLES).map(lambda t: ("", t)),
+    # name-keyed values in the common formats (a value runs to the end of its line, so one ends it)
+    st.tuples(st.sampled_from([("DB_PASSWORD=", ""), ("export API_TOKEN=", ""), ("client_secret: ", ""),
+                               ('"password": "', '"'), ("api_key = '", "'"), ("--password=", ""), ("--token ", ""),
+                               ('secret_key := "', '"'), ("<password>", "</password>")]),
+              _s(ALNUM + "!#%+", 6, 24).filter(_secret_like)).map(lambda t: (t[0][0], t[1] + t[0][1] + "\n")),
+    # structured: URI passwords, headers, curl -u
+    st.tuples(st.sampled_from(["postgres", "mysql", "redis", "amqps", "https", "mongodb+srv"]), _s(ALNUM, 1, 10),
+              _s(ALNUM + "!$%*", 4, 20).filter(_secret_like)).map(
+        lambda t: (f"{t[0]}://{t[1]}:", t[2] + "@db.internal:5432")),
+    _s(ALNUM, 20, 40).filter(lambda v: any(c.isdigit() for c in v) and any(c.isalpha() for c in v)).map(
+        lambda v: ("Authorization: Bearer ", v)),
 )
 SEPARATORS = st.sampled_from([" ", "\n", "\t", ", ", ";", "(", ")", "\r\n", "\"\n"])
 FILLER = _s(string.ascii_lowercase + string.digits + " \néü", 0, 30)
@@ -63,6 +91,13 @@ FRAGMENTS = [
     b"-----END RSA PRIVATE KEY-----",
     b"eyJ", b".", b"\n", b"\r\n", b"\\n", b" ", ALLOW_MARKER, b"A1b2C3d4E5f6G7h8", b"ABCDEFGHIJKLMNOP", b"0123456789",
     b"\xff\xfe", b"\x00", "é".encode(),
+    b"password", b"PASSWORD", b"token", b"_token", b"api_key", b"ApiKey", b"key", b"auth", b"cred", b"pwd", b"pass",
+    b"secret", b"aws", b"cloudflare", b"discord", b"max_", b"public_", b"_length", b"_id", b"--", b"-u ", b"--user ",
+    b":=", b"=>", b"==", b",", b"(", b"<", b">", b"`", b"${", b"}", b"$", b"@", b"://", b":", b"postgres://", b"https://",
+    b"Bearer ", b"Authorization: ", b"Basic ", b"hf_", b"glpat-", b"sk-ant-api03-", b"sk_live_", b"npm_", b"SG.",
+    b":A", b"Q~", b"8Q~", b"sig=", b"&sig=", b"AccountKey=", b".atlasv1.", b"-us1", b"key-", b"xoxb-",
+    b"discord.com/api/webhooks/", b"123456789", b"AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4", b"null", b"None", b"xxxx",
+    b"Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB", b"s3cr3tP4ss", b"export ", b"'", b"\\\"",
 ]
 ANCHOR_SOUP = st.lists(
     st.one_of(st.sampled_from(FRAGMENTS), SECRETS.map(lambda s: (s[0] + s[1]).encode()), st.binary(max_size=6)),
@@ -70,22 +105,23 @@ ANCHOR_SOUP = st.lists(
 
 
 def reference_mask(data: bytes, replacement: bytes = b"[SECRET]") -> bytes:
-    """One full regex scan (no prefilter, no streaming): the behaviour every engine must reproduce."""
+    """One full scan with every rule at every position (no prefilter, no streaming): the behaviour every
+    engine must reproduce. At the leftmost position where any rule matches, the first rule whose pattern
+    matches and whose check accepts wins; the scan goes on after the bytes it masked."""
     buf = b"\n" + data
     out, pos, last = [], 1, 1
     while (m := COMBINED.search(buf, pos)) is not None:
         c = m.start()
+        verdict = ENGINE.verdict(buf, c, m, EVERY_RULE)
         lo = max(0, c - ALLOW_REACH)
         nl = buf.rfind(b"\n", lo, c)
         line_start = nl + 1 if nl >= 0 else lo
         line_end = buf.find(b"\n", c, c + ALLOW_REACH)
-        if ALLOW_MARKER in buf[line_start:line_end if line_end >= 0 else c + ALLOW_REACH]:
+        if verdict is None or ALLOW_MARKER in buf[line_start:line_end if line_end >= 0 else c + ALLOW_REACH]:
             pos = c + 1
             continue
-        group = "s" + m.lastgroup[1:]
-        start, end = m.span(group) if group in COMBINED.groupindex and m.start(group) >= 0 else m.span()
-        out += [buf[last:start], replacement]
-        last = pos = end
+        out += [buf[last:verdict.start], replacement]
+        last = pos = verdict.end
     out.append(buf[last:])
     return b"".join(out)
 
@@ -129,14 +165,14 @@ def test_generated_secrets_never_survive(parts: list, tail: str, cuts: list[int]
     masker = ByteMasker(finder=HS_FINDER or PY)
     out = masked_with(data, None, cuts, masker)
     for _, _, (_, secret), _ in parts:
-        assert secret.rstrip('"').encode() not in out
+        assert secret.rstrip('"').encode() not in out, secret
     assert out.count(b"[SECRET]") == masker.count == len(parts)
 
 
 @PROPERTY
 @given(st.binary(max_size=300), st.lists(st.integers(min_value=0), max_size=6))
 def test_input_without_secrets_comes_out_byte_for_byte(data: bytes, cuts: list[int]) -> None:
-    if COMBINED.search(b"\n" + data) is None:
+    if reference_mask(data) == data:
         assert masked_with(data, PY, cuts) == data
 
 
@@ -156,7 +192,7 @@ def no_hyperscan(monkeypatch: pytest.MonkeyPatch):
 def test_a_missing_hyperscan_where_it_belongs_is_said(no_hyperscan, monkeypatch: pytest.MonkeyPatch,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(no_hyperscan, "hyperscan_expected", lambda: True)
-    assert no_hyperscan.default_finder()[0] == "python"
+    assert no_hyperscan.default_finder().name == "python"
     assert [r.getMessage() for r in caplog.records] == [
         "codex: note: hyperscan is not importable here, so masking uses the pure-Python engine "
         "(same output, several times slower); reinstall codex-cli to get it back"]
@@ -165,7 +201,7 @@ def test_a_missing_hyperscan_where_it_belongs_is_said(no_hyperscan, monkeypatch:
 def test_the_python_engine_is_quiet_where_hyperscan_is_not_installed(
         no_hyperscan, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(no_hyperscan, "hyperscan_expected", lambda: False)
-    assert no_hyperscan.default_finder()[0] == "python"
+    assert no_hyperscan.default_finder().name == "python"
     assert caplog.records == []
 
 

@@ -6,8 +6,10 @@ import random
 import string
 
 import pytest
+from regex_sample import sample
 
 from codex_cli.masking import RULES, StreamMasker, mask_bytes, mask_text, secret_filter_disabled
+from codex_cli.masking.rules import providers
 
 S = "[SECRET]"
 _rng = random.Random(1234)
@@ -98,6 +100,166 @@ NEGATIVES = [
     ("private-key", "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----"),
     ("jwt", "eyJhbGciOiJIUzI1NiJ9 and eyJ alone, eyJhbGciOiJIUzI1NiJ9.only-two"),
 ]
+
+# Provider tokens: one sampled from each prefix rule's own pattern, in an assignment whose name says
+# nothing; glued to a word, cut short, or a placeholder, the same prefix is left alone.
+_PREFIX_RULES = [r for r in providers.RULES if r.hs and all(p.regex.startswith(b"[^") for p in r.hs)
+                 and r.id not in ("google-api-key",)]
+_TOKENS = {r.id: sample(r.regex, random.Random(r.id)) for r in _PREFIX_RULES}
+POSITIVES += [(rid, f"export SOME_VALUE={tok}\n", f"export SOME_VALUE={S}\n") for rid, tok in _TOKENS.items()]
+POSITIVES += [(rid, f'cfg = {{"x": "{tok}"}}', f'cfg = {{"x": "{S}"}}') for rid, tok in _TOKENS.items()]
+NEGATIVES += [(rid, f"some_value=x{tok}") for rid, tok in _TOKENS.items()]
+NEGATIVES += [(rid, f"some_value={tok[:len(tok) // 2]}") for rid, tok in _TOKENS.items()
+              if rid not in ("stripe-key", "grafana-token", "pinecone-api-key")]
+NEGATIVES += [(rid, f"see {prefix}{'x' * 90}")
+              for rid, prefix in [("huggingface-token", "hf_"), ("gitlab-token", "glpat-"), ("grafana-token", "glc_"),
+                                  ("stripe-key", "sk_live_"), ("npm-token", "npm_")]]
+
+HF = "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"
+ANT = "sk-ant-api03-" + rand(ALNUM + "_-", 93) + "AA"
+POSITIVES += [
+    ("anthropic-api-key", f"ANTHROPIC_API_KEY={ANT}", f"ANTHROPIC_API_KEY={S}"),
+    ("anthropic-api-key", "sk-ant-admin01-" + rand(ALNUM, 93) + "AA", S),
+    ("huggingface-token", f"huggingface-cli login --token {HF}", f"huggingface-cli login --token {S}"),
+    ("huggingface-token", f"DEV=1 HF_TOKEN={HF} poetry run python app.py",
+     f"DEV=1 HF_TOKEN={S} poetry run python app.py"),
+    ("azure-storage-account-key", "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey="
+     + rand(ALNUM + "+/", 86) + "==;EndpointSuffix=core.windows.net",
+     f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={S};EndpointSuffix=core.windows.net"),
+    ("azure-sas-signature", "https://a.blob.core.windows.net/c?sv=2022-11-02&se=2030&sp=r&sig=" + rand(ALNUM, 40)
+     + "%2B" + rand(ALNUM, 3) + "%3D", "https://a.blob.core.windows.net/c?sv=2022-11-02&se=2030&sp=r&sig=" + S),
+    ("azure-ad-client-secret", "client_secret=bP88Q~rcBcYjzzOhg1Hnn76Wm3jGgakZiZ.8vMgR", f"client_secret={S}"),
+    ("aws-secret-access-key", "AWS_SECRET_ACCESS_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
+     f"AWS_SECRET_ACCESS_KEY = '{S}'"),
+    ("terraform-cloud-token", f"token = {rand(ALNUM, 14)}.atlasv1.{rand(ALNUM, 67)}", f"token = {S}"),
+    ("gitlab-session-cookie", f"Cookie: _gitlab_session={rand('abcdef0123456789', 32)}; x=1",
+     f"Cookie: _gitlab_session={S}; x=1"),
+    ("slack-token", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", S),
+    ("discord-webhook-url", f"https://discord.com/api/webhooks/123456789012345678/{rand(ALNUM + '_-', 68)}\n",
+     f"{S}\n"),
+    ("telegram-bot-token", "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4/sendMessage",
+     f"https://api.telegram.org/bot123456789:{S}/sendMessage"),
+    ("telegram-bot-token", "TELEGRAM_BOT=5432109876:AAEbAbc-def_ghiJKLmno1234567890pqrs",
+     f"TELEGRAM_BOT=5432109876:{S}"),
+    ("mailgun-api-key", f"MAILGUN_KEY=key-{rand('abcdef0123456789', 32)}", f"MAILGUN_KEY={S}"),
+    ("mailchimp-api-key", f"mc = '{rand('abcdef0123456789', 32)}-us21'", f"mc = '{S}'"),
+    ("http-authorization", "curl -H 'Authorization: Basic YnJvd3Nlcjo=' https://x",
+     f"curl -H 'Authorization: Basic {S}' https://x"),
+    ("http-authorization", 'headers = {"Authorization": "Bearer cfcabd11c7ed9a41b1a3e063c32d5114"}',
+     f'headers = {{"Authorization": "Bearer {S}"}}'),
+    ("http-authorization", "Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b\n",
+     f"Authorization: Token {S}\n"),
+    ("bearer-token", "requests.get(url, headers=hdrs('Bearer a7Fq2LmZ9xKp4RtYb8Wc'))",
+     f"requests.get(url, headers=hdrs('Bearer {S}'))"),
+    ("uri-password", "DATABASE_URL=postgres://app:s3cr3t-Pw@db:5432/app", f"DATABASE_URL=postgres://app:{S}@db:5432/app"),
+    ("uri-password", "mongodb+srv://admin:Tr0ub4dor&3@cluster0.x.mongodb.net/db?retryWrites=true",
+     f"mongodb+srv://admin:{S}@cluster0.x.mongodb.net/db?retryWrites=true"),
+    ("uri-password", "REDIS_URL=rediss://:hJ7s9Kq2@cache:6380/0", f"REDIS_URL=rediss://:{S}@cache:6380/0"),
+    ("uri-password", "amqps://guest:w8Pz!q3Lr@mq:5671/vhost", f"amqps://guest:{S}@mq:5671/vhost"),
+    ("uri-password", "git clone https://deploy:Fq9zK2mW7pLx@git.example.com/org/repo.git",
+     f"git clone https://deploy:{S}@git.example.com/org/repo.git"),
+    ("curl-user-password", "curl --cacert ca.crt -u elastic:P@ssw0rd$1 https://localhost:9200",
+     f"curl --cacert ca.crt -u elastic:{S} https://localhost:9200"),
+    ("curl-user-password", "curl --user 'johns:h0pk1ns~21s' $URL", f"curl --user 'johns:{S}' $URL"),
+    ("cloudflare-api-key", 'cloudflare_global_api_key = "d3d1443e0adc9c24564c6c5676d679d47e2ca"',
+     f'cloudflare_global_api_key = "{S}"'),
+    ("cloudflare-api-key", "CLOUDFLARE: Bu0rrK-lerk6y0Suqo1qSqlDDajOk61wZchCkje4", f"CLOUDFLARE: {S}"),
+    ("discord-token", f"discord_bot: {rand(ALNUM, 32)}", f"discord_bot: {S}"),
+    ("heroku-api-key-named", 'const HEROKU_KEY = "12345678-ABCD-ABCD-ABCD-1234567890AB"', f'const HEROKU_KEY = "{S}"'),
+    ("mailgun-signing-key", f"mailgun = {rand('abcdef0123456789', 32)}-00001111-22223333", f"mailgun = {S}"),
+    ("atlassian-api-token-named", "atlassian: HXe8DGg1iJd2AopzyxkFB7F2", f"atlassian: {S}"),
+    ("linear-client-secret", f"LINEAR = '{rand('abcdef0123456789', 32)}'", f"LINEAR = '{S}'"),
+    ("twilio-auth-token", f"twilio: {rand('abcdef0123456789', 32)}", f"twilio: {S}"),
+    ("datadog-key", f"datadog: {rand('abcdef0123456789', 40)}", f"datadog: {S}"),
+    ("okta-token", f"okta: 00{rand(ALNUM, 40)}", f"okta: {S}"),
+    ("algolia-key", f"algolia: {rand('abcdef0123456789', 32)}", f"algolia: {S}"),
+    ("wandb-api-key", f"wandb: {rand('abcdef0123456789', 40)}", f"wandb: {S}"),
+    ("aws-named-secret-key", "AWS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCY9XAMPLE1EY", f"AWS_KEY={S}"),
+    ("credential-assignment", "DB_PASSWORD=s3cr3tP4ss", f"DB_PASSWORD={S}"),
+    ("credential-assignment", "mysql -u admin --password=Sup3rS3cret app", f"mysql -u admin --password={S} app"),
+    ("credential-assignment", "client_secret: aB3dE5gH7jK9", f"client_secret: {S}"),
+    ("credential-assignment", 'curl -H "X-Api-Key: 9f8e7d6c5b4a39281706" https://x', f'curl -H "X-Api-Key: {S}" https://x'),
+]
+NEGATIVES += [
+    ("anthropic-api-key", "sk-ant-api03- and sk-ant-admin01-short"),
+    ("azure-storage-account-key", "AccountKey=<your-key>; AccountKey=" + "x" * 88),
+    ("azure-sas-signature", "https://example.com/?sig=short&design=ok"),
+    ("azure-ad-client-secret", "client_secret=bP88Q~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    ("gitlab-session-cookie", "_gitlab_session=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    ("terraform-cloud-token", "see app.terraform.io/app/settings/tokens"),
+    ("discord-webhook-url", "https://discord.com/api/webhooks/ is documented"),
+    ("telegram-bot-token", "ratio 1234:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi and time 12:30:AM"),
+    ("mailgun-api-key", "the key-value store, monkey-patch"),
+    ("mailchimp-api-key", "region-us1 and " + "0" * 32 + "-us1"),
+    ("http-authorization", "Authorization: Bearer $TOKEN\\nAuthorization: Basic dXNlcm5hbWU= and "
+                           "Authorization: <token>"),
+    ("bearer-token", "use a Bearer token in the Authorization header"),
+    ("uri-password", "https://example.com:8443/path@v2 and postgres://user:password@localhost/db and "
+                     "redis://:${REDIS_PASSWORD}@cache:6379"),
+    ("curl-user-password", "curl -u \"$USER:$PASS\" https://x; git push -u origin main; curl --user username:password"),
+    ("cloudflare-api-key", "cloudflare_zone_id = 023e105f4ecef8ad9ca31a8372d0c353"),
+    ("discord-token", "discord_client_id = 123456789012345678"),
+    ("heroku-api-key-named", "HEROKU_APP_NAME = 12345678-ABCD-ABCD-ABCD-1234567890AB"),
+    ("mailgun-signing-key", "mailgun_domain = mg.example.com"),
+    ("atlassian-api-token-named", "jira_url = https://example.atlassian.net"),
+    ("linear-client-secret", "linear_warmup_steps: 100 and scheduler: linear"),
+    ("twilio-auth-token", "twilio_account_sid_length = 34"),
+    ("datadog-key", "datadog_site: datadoghq.eu"),
+    ("okta-token", "okta_domain: dev-123456.okta.com"),
+    ("algolia-key", "algolia_app_id: ABCDEFGHIJ"),
+    ("wandb-api-key", "wandb_project: codex-runs"),
+    ("aws-named-secret-key", "aws_region = us-east-1; AWS_KEY_ID_LENGTH = 20"),
+    ("credential-assignment", "password_length = 16; max_tokens: 128; token_count = 1234; secret_santa = true"),
+]
+NAME_KEYED = [  # (text, expected): the credential-assignment rule across formats
+    ("DB_PASSWORD=hunter22\n", f"DB_PASSWORD={S}\n"),
+    ("export VAULT_PASS='p4ss word'\n", f"export VAULT_PASS='{S}'\n"),
+    ('password: "correct horse battery staple"\n', f'password: "{S}"\n'),
+    ("  db_password: s3cr3t!\n", f"  db_password: {S}\n"),
+    ('{"password": "hunter22", "user": "bob"}', f'{{"password": "{S}", "user": "bob"}}'),
+    ('"{\\"api_key\\": \\"9f8e7d6c5b4a\\"}"', f'"{{\\"api_key\\": \\"{S}\\"}}"'),
+    ("[db]\npassword = Tr0ub4dor&3\n", f"[db]\npassword = {S}\n"),
+    ('secret_key = "dj4ngo-s3cret-k3y"\n', f'secret_key = "{S}"\n'),
+    ("api_key = 'abc123def456'", f"api_key = '{S}'"),
+    ('const apiKey = "abc123def456";', f'const apiKey = "{S}";'),
+    ('apiKey := "abc123def456"', f'apiKey := "{S}"'),
+    ('private static final String API_TOKEN = "abc123def456";', f'private static final String API_TOKEN = "{S}";'),
+    ("$password = 'hunter22';", f"$password = '{S}';"),
+    ("'password' => 'hunter22',", f"'password' => '{S}',"),
+    ("login(user='bob', password='hunter22')", f"login(user='bob', password='{S}')"),
+    ("<password>s3cr3t9</password>", f"<password>{S}</password>"),
+    ("--password=hunter22 --token abc123def456", f"--password={S} --token {S}"),
+    ("mysql -u admin --password=Sup3rS3cret app", f"mysql -u admin --password={S} app"),
+    ("Server=db;Database=app;User Id=sa;Password=Sup3r$ecret;", f"Server=db;Database=app;User Id=sa;Password={S};"),
+    ("jdbc:mysql://db/app?user=app&password=s3cr3tPw&ssl=true", f"jdbc:mysql://db/app?user=app&password={S}&ssl=true"),
+    ('System.setProperty("DB_PASSWORD", "s3cr3tPw")', f'System.setProperty("DB_PASSWORD", "{S}")'),
+    ("if (password == \"s3cr3tPw\") {", f"if (password == \"{S}\") {{"),
+    ("client_secret: aB3dE5gH7jK9", f"client_secret: {S}"),
+    ("STRIPE_KEY=Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB", f"STRIPE_KEY={S}"),
+    ("auth_token: 7d1f0c9e8b2a4f6e", f"auth_token: {S}"),
+    ("role_id: public\nsecret_id: 3c8e0f5a-1b2c-4d5e-8f9a-0b1c2d3e4f5a", f"role_id: public\nsecret_id: {S}"),
+    ("HF_TOKEN=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", f"HF_TOKEN={S}"),
+]
+NOT_SECRETS = [  # values and names the name-keyed rule leaves alone
+    "password =", "password = ''", 'api_key = ""', "password = None", "password: null", "token: ~", "secret = nil",
+    "verify_token = True", "password: ${DB_PASSWORD}", "password: $DB_PASSWORD", "password: '{{ vault_db_password }}'",
+    "password = os.environ['DB_PASSWORD']", "token = os.getenv('TOKEN')", "apiKey: process.env.API_KEY",
+    "password: <your-password>", "api_key = 'YOUR_API_KEY'", "token = 'xxxxxxxxxxxxxxxx'", "secret = '****'",
+    "password = '********'", "api_key: 'ADD_YOUR_HUGGING_FACE_TOKEN_HERE'", "password = get_password()",
+    "token = self.token", "password = user_password", "secret: Optional[str] = None", "password: string;",
+    "password_length = 16", "max_tokens: 128", "token_count = 1234", "secret_santa = true", "min_password_len: 8",
+    "pad_token = '<|pad|>'", "eos_token: '</s>'", "public_key = '9Cnzj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIKjbJTWit'",
+    "csrf_token = 'Mj2qykJO5rELyHgezQ69nzUX0i3OH67V7'", "cache_key = 'user:42:profile'", "primaryKey = 'id'",
+    "sort_key: created_at", "api_key_id: AKID-public", "token_url: https://auth.example.com/token",
+    "key_file = ./certs/server.key", "private_key: /etc/ssl/private/server.key", "keystore_password_file: /run/pw",
+    '"password": "Password"', '"forgot_password": "Forgot password?"', '"password_hint": "At least 8 characters"',
+    "Enter your password: ", "the token is valid and secret keys are rotated", "key: value", "keys: [a, b]",
+    "password = password", "token: token", "secret: '[SECRET]'", "--password $PASS", "--token \"$TOKEN\"",
+    "sha256: 3f786850e387550fdab836ed7e6dc881de23001b3f786850e387550fdab836ed",
+    "integrity: sha512-9mKZbq2NMVm2YGB5R9cYqjHo6w3Ju2PUdnZ8lSu4jRxbHyh5vV2Xa0FPeWH4mPpMmVKvTzz4Zr3MA0CWdhqLdA==",
+    "UserSecretsId = 79a3edd0-2092-40a2-a04d-dcb46d5ca9ed", "tokenizer = AutoTokenizer.from_pretrained(path)",
+]
+
 ORDINARY = [
     "sha256: " + "".join(random.Random(1).choices("0123456789abcdef", k=64)),
     "commit 3f786850e387550fdab836ed7e6dc881de23001b",
@@ -124,6 +286,22 @@ def test_rule_leaves_look_alikes_alone(rule: str, text: str) -> None:
 @pytest.mark.parametrize("text", ORDINARY, ids=["sha256", "sha1", "uuid", "code-words", "base64", "unicode"])
 def test_ordinary_text_is_untouched(text: str) -> None:
     assert mask_text(text) == (text, 0)
+
+
+@pytest.mark.parametrize(("text", "expected"), NAME_KEYED, ids=[t[:32] for t, _ in NAME_KEYED])
+def test_name_keyed_values_are_masked_and_only_the_value(text: str, expected: str) -> None:
+    assert mask_text(text)[0] == expected
+
+
+@pytest.mark.parametrize("text", NOT_SECRETS, ids=[t[:40] for t in NOT_SECRETS])
+def test_names_and_values_that_are_not_credentials_stay(text: str) -> None:
+    assert mask_text(text) == (text, 0)
+
+
+def test_masking_twice_changes_nothing_more() -> None:
+    text = "\n".join(t for _, t, _ in POSITIVES) + "\n" + "\n".join(t for t, _ in NAME_KEYED)
+    once = mask_text(text)[0]
+    assert mask_text(once) == (once, 0)
 
 
 def test_every_rule_has_positive_and_negative_examples() -> None:

@@ -11,7 +11,8 @@ from test_masking_rules import POSITIVES
 from codex_cli.masking import StreamMasker, mask_bytes, mask_text
 from codex_cli.masking import files as mask_files_module
 from codex_cli.masking.files import mask_files, open_inputs
-from codex_cli.masking.rules import REACH, TAIL
+from codex_cli.masking.prefilter import stream_finder
+from codex_cli.masking.rules import REACH
 from codex_cli.masking.stream import ByteMasker
 
 SAMPLES = [text for _, text, _ in POSITIVES]
@@ -42,7 +43,7 @@ def test_stream_masker_emits_ordinary_text_promptly() -> None:
     masker = StreamMasker()
     text = "Hello there, this is a long and ordinary sentence with nothing sensitive in it. "
     emitted = masker.feed(text)
-    assert emitted == text[:len(text) - TAIL]  # only what could be the start of an anchor is held back
+    assert emitted == text[:len(text) - stream_finder().tail]  # only what could start an anchor is held back
     final = text + "The key is [SECRET] and more\n"
     for part in ("The key is sk-proj-abc", "DEF1234567890ghijklmnopqrstuvwxyz", " and more"):
         emitted += masker.feed(part)

@@ -117,6 +117,24 @@ def test_secret_in_model_output_split_across_tokens_is_masked(stream: bool) -> N
     assert text == "key = [SECRET] # done"
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_your_mask_rules_and_allow_list_guard_prompts_and_answers(stream: bool) -> None:
+    from dataclasses import replace
+
+    from codex_cli.config import MaskConfig, MaskRule
+
+    mask = MaskConfig(typed=True, rules=[MaskRule(name="acme", regex=r"acme_[0-9a-f]{16}", family="acme")],
+                      allow=[PROMPT_SECRET[-8:]])
+    engine = ScriptEngine(["ok ", "acme_0123", "456789abcdef", " done"], mask=mask)
+    with TestClient(create_app(replace(settings(), mask=mask), engine=engine)) as client:
+        prompt = client.post("/infer", json={"prompt": f"x acme_fedcba9876543210 {PROMPT_SECRET}"})
+        answer = client.post("/v1/completions", json={"model": "script", "prompt": "q", "stream": stream})
+    assert prompt.json()["masked"] == 2  # one acme key in the prompt (the allow-listed token stays), one in the answer
+    choices = [c["choices"][0] for c in _sse(answer.text)] if stream else answer.json()["choices"]
+    text = "".join(c["text"] for c in choices)
+    assert text == "ok [SECRET:acme] done" and "acme_0123" not in answer.text
+
+
 def test_disable_secret_filter_turns_masking_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISABLE_SECRET_FILTER", "1")
     with TestClient(create_app(settings())) as client:

@@ -426,6 +426,17 @@ def test_an_http_store_that_does_not_answer_stops_the_start_without_showing_cred
     assert "bob" not in message and "pw123" not in message
 
 
+def test_params_are_the_dotted_config_and_a_value_too_long_for_mlflow_is_cut_saying_so() -> None:
+    rules = [{"name": f"rule-{i}", "regex": f"acme{i}_[0-9a-f]{{32}}"} for i in range(200)]
+    params = tracking.run_params({"seed": 1234, "lora": {"target_modules": None, "enabled": True},
+                                  "mask": {"replacement": "[SECRET]", "rules": rules}})
+    assert {k: v for k, v in params.items() if k != "mask.rules"} == {
+        "seed": "1234", "lora.target_modules": "null", "lora.enabled": "true", "mask.replacement": "[SECRET]"}
+    assert len(params["mask.rules"]) == 6000 and params["mask.rules"].startswith(json.dumps(rules)[:5000])
+    assert params["mask.rules"].endswith(f"... ({len(json.dumps(rules))} characters; the whole value is in each "
+                                         "checkpoint's metadata.json)")
+
+
 def test_other_ranks_and_a_toggle_off_get_a_tracker_that_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEX_MLFLOW", "1")
     assert type(tracking.open_tracker(TrackConfig(), writer=False)) is tracking.Tracker

@@ -29,7 +29,7 @@ def run_training(cfg: CodexConfig, **kwargs: Any) -> Any:
     from codex_cli.training import train
 
     return train(cfg.model, cfg.lora, cfg.data, cfg.train, cfg.checkpoint, seed=cfg.seed, threads=cfg.threads,
-                 mask_replacement=cfg.mask.replacement, run_config=cfg.redacted_dict(), **kwargs)
+                 mask=cfg.mask, run_config=cfg.redacted_dict(), **kwargs)
 
 
 def tensors(path: Path) -> dict[str, Any]:

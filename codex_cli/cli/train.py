@@ -67,7 +67,7 @@ def train(
 
     result = run_training(
         cfg.model, cfg.lora, cfg.data, cfg.train, cfg.checkpoint, seed=cfg.seed, threads=cfg.threads,
-        mask_replacement=cfg.mask.replacement, run_config=cfg.redacted_dict(), resume=cfg.checkpoint.resume,
+        mask=cfg.mask, run_config=cfg.redacted_dict(), resume=cfg.checkpoint.resume,
         resume_path=resume_path, reporter=QuietReporter() if quiet else RichReporter(), track_cfg=cfg.track,
     )
     if result.rank == 0:  # under torchrun the other ranks print nothing

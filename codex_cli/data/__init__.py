@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from codex_cli.config import MaskConfig
 from codex_cli.data import cache
 from codex_cli.data.encode import IGNORE_INDEX, Encoded, Example, encode_records
 from codex_cli.data.readers import Fields, decode, detect_format, read_bytes, read_records
 from codex_cli.errors import DataError
-from codex_cli.masking import DEFAULT_REPLACEMENT
 
 if TYPE_CHECKING:
     import torch
@@ -45,14 +45,12 @@ class Datasets:
     skipped: int = 0  # examples with no token to learn from, left out
 
 
-def load_datasets(
-    cfg: DataConfig, tokenizer: Any, *, seed: int, mask_replacement: str = DEFAULT_REPLACEMENT
-) -> Datasets:
-    """Load, scrub, tokenize (or read from cache) and split the configured data."""
+def load_datasets(cfg: DataConfig, tokenizer: Any, *, seed: int, mask: MaskConfig = MaskConfig()) -> Datasets:
+    """Load, scrub (with ``mask``'s replacement, rules and allow list), tokenize (or read from cache), split."""
     train_path, eval_path = _paths(cfg)
-    train = _load_file(train_path, "data.train", cfg, tokenizer, mask_replacement)
+    train = _load_file(train_path, "data.train", cfg, tokenizer, mask)
     if eval_path is not None:
-        evaluation = _load_file(eval_path, "data.eval", cfg, tokenizer, mask_replacement)
+        evaluation = _load_file(eval_path, "data.eval", cfg, tokenizer, mask)
         train_examples, eval_examples = train[0].examples, evaluation[0].examples
         parts = [train, evaluation]
     else:
@@ -72,7 +70,7 @@ def _paths(cfg: DataConfig) -> tuple[Path, Optional[Path]]:
     return Path(cfg.train), Path(cfg.eval) if cfg.eval is not None else None
 
 
-def _load_file(path: Path, key: str, cfg: DataConfig, tokenizer: Any, replacement: str) -> tuple[Encoded, bool]:
+def _load_file(path: Path, key: str, cfg: DataConfig, tokenizer: Any, mask: MaskConfig) -> tuple[Encoded, bool]:
     """The file's examples and whether they came from the cache."""
     label = str(path)
     raw = read_bytes(path.expanduser(), label, key)
@@ -80,14 +78,14 @@ def _load_file(path: Path, key: str, cfg: DataConfig, tokenizer: Any, replacemen
     fields = Fields(cfg.text_field, cfg.prompt_field, cfg.completion_field)
     settings = {"tokenizer": cache.tokenizer_identity(tokenizer), "max_length": cfg.max_length, "format": fmt,
                 "fields": [fields.text, fields.prompt, fields.completion],
-                "masking": _masking_identity(replacement) if cfg.mask_secrets else None}
+                "masking": _masking_identity(mask) if cfg.mask_secrets else None}
     entry = cache.cache_dir(cfg.cache_dir) / f"{cache.cache_key(raw, settings)}.safetensors"
     cached = cache.load(entry)
     if cached is not None:
         return cached, True
     records = read_records(decode(raw, label), fmt, fields, label)
     encoded = encode_records(records, tokenizer, max_length=cfg.max_length, mask_secrets=cfg.mask_secrets,
-                             replacement=replacement, pack=fmt == "txt")
+                             mask=mask, pack=fmt == "txt")
     if not encoded.examples:
         raise DataError(f"data file '{label}' has no example with a token to learn from; "
                         "check its records or raise data.max_length")
@@ -99,14 +97,14 @@ def _load_file(path: Path, key: str, cfg: DataConfig, tokenizer: Any, replacemen
     return encoded, False
 
 
-def _masking_identity(replacement: str) -> str | None:
-    """What decides the masked text: the rules and the replacement (None when DISABLE_SECRET_FILTER is set)."""
-    from codex_cli.masking import secret_filter_disabled
-    from codex_cli.masking.rules import RULES
+def _masking_identity(mask: MaskConfig) -> str | None:
+    """What decides the masked text: the rules (built-in and yours), the allow list and the replacement
+    (None when DISABLE_SECRET_FILTER is set)."""
+    from codex_cli.masking import policy_for, ruleset_identity, secret_filter_disabled
 
     if secret_filter_disabled():
         return None  # masking is off everywhere: the tokens are those of an unmasked run
-    return hashlib.sha256(f"{replacement}\0{RULES!r}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{mask.replacement}\0{ruleset_identity(policy_for(mask))}".encode("utf-8")).hexdigest()
 
 
 def _split(examples: list[Example], fraction: float, seed: int, label: str) -> tuple[list[Example], list[Example]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from codex_cli.config import MaskConfig
 from codex_cli.data.readers import Record
 
 IGNORE_INDEX = -100  # label value the loss skips (prompt tokens, padding)
@@ -29,9 +30,9 @@ class Encoded:
 
 
 def encode_records(records: list[Record], tokenizer: Any, *, max_length: int, mask_secrets: bool,
-                   replacement: str, pack: bool) -> Encoded:
+                   mask: MaskConfig, pack: bool) -> Encoded:
     """Tokenize records; ``pack`` joins all text and cuts it into max_length windows (for .txt)."""
-    prompts, texts, masked = _scrub(records, mask_secrets, replacement)
+    prompts, texts, masked = _scrub(records, mask_secrets, mask)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     text_ids = _tokenize(tokenizer, texts)
     if pack:
@@ -52,18 +53,19 @@ def encode_records(records: list[Record], tokenizer: Any, *, max_length: int, ma
     return result
 
 
-def _scrub(records: list[Record], mask_secrets: bool, replacement: str) -> tuple[list[Optional[str]], list[str], int]:
+def _scrub(records: list[Record], mask_secrets: bool, mask: MaskConfig) -> tuple[list[Optional[str]], list[str], int]:
     prompts = [prompt for _, prompt, _ in records]
     texts = [text for _, _, text in records]
     if not mask_secrets:
         return prompts, texts, 0
-    from codex_cli.masking import mask_text
+    from codex_cli.masking import mask_text, policy_for
 
     total = 0
+    policy = policy_for(mask)
 
     def scrub(value: str) -> str:
         nonlocal total
-        masked, count = mask_text(value, replacement=replacement)
+        masked, count = mask_text(value, replacement=mask.replacement, policy=policy)
         total += count
         return masked
 

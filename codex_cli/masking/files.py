@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Optional, Sequence
 
 from codex_cli.errors import InputError
+from codex_cli.masking.custom import Policy
 from codex_cli.masking.stream import ByteMasker, Finding
 
 CHUNK_SIZE = 1 << 20
@@ -46,7 +47,8 @@ def open_inputs(paths: Sequence[str], stdin: Optional[BinaryIO] = None) -> list[
 
 
 def mask_files(inputs: Sequence[tuple[str, BinaryIO]], output: Optional[BinaryIO], replacement: str, typed: bool,
-               on_finding: Optional[Callable[[FileFinding], None]] = None, disabled: bool = False) -> int:
+               on_finding: Optional[Callable[[FileFinding], None]] = None, disabled: bool = False,
+               policy: Optional[Policy] = None) -> int:
     """Mask each opened input in turn into ``output`` (None: discard); return the number of secrets."""
     total = 0
     try:
@@ -55,16 +57,16 @@ def mask_files(inputs: Sequence[tuple[str, BinaryIO]], output: Optional[BinaryIO
                 if output is not None:
                     shutil.copyfileobj(stream, output, CHUNK_SIZE)
                 continue
-            total += _mask_stream(name, stream, output, replacement, typed, on_finding)
+            total += _mask_stream(name, stream, output, replacement, typed, on_finding, policy)
     finally:
         _close(inputs)
     return total
 
 
 def _mask_stream(name: str, stream: BinaryIO, output: Optional[BinaryIO], replacement: str, typed: bool,
-                 on_finding: Optional[Callable[[FileFinding], None]]) -> int:
+                 on_finding: Optional[Callable[[FileFinding], None]], policy: Optional[Policy]) -> int:
     report = None if on_finding is None else (lambda f: on_finding(FileFinding(name, f)))
-    masker = ByteMasker(replacement, typed, on_finding=report)
+    masker = ByteMasker(replacement, typed, on_finding=report, policy=policy)
     read = getattr(stream, "read1", stream.read)
     while True:
         try:

@@ -7,7 +7,7 @@ masker holds back anything that could still become a secret, so no chunk boundar
 from __future__ import annotations
 
 from codex_cli.config import MaskConfig
-from codex_cli.masking import StreamMasker
+from codex_cli.masking import StreamMasker, policy_for
 
 
 class CompletionText:
@@ -17,7 +17,8 @@ class CompletionText:
         self._stop = stop
         self._hold = max((len(s) for s in stop), default=1) - 1
         self._pending = ""
-        self._masker = StreamMasker(mask.replacement, mask.typed)  # a pass-through under DISABLE_SECRET_FILTER
+        # a pass-through under DISABLE_SECRET_FILTER; your mask.rules and mask.allow apply here too
+        self._masker = StreamMasker(mask.replacement, mask.typed, policy_for(mask))
         self.stopped = False
         self._finished = False
 

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from starlette.requests import Request
 
 from codex_cli.errors import ServeError
-from codex_cli.masking import mask_text
+from codex_cli.masking import mask_text, policy_for
 from codex_cli.serving.batching import Batcher, Engine, Job, JobResult
 from codex_cli.serving.metrics import Metrics
 from codex_cli.serving.schemas import ApiError, GenRequest
@@ -70,8 +70,9 @@ class ServerState:
 
     def mask_prompt(self, request: GenRequest) -> tuple[GenRequest, int]:
         """The request with secrets in its prompt masked, and how many there were."""
-        masked, count = mask_text(request.prompt, replacement=self.settings.mask.replacement,
-                                  typed=self.settings.mask.typed)
+        mask = self.settings.mask
+        masked, count = mask_text(request.prompt, replacement=mask.replacement, typed=mask.typed,
+                                  policy=policy_for(mask))
         if count:
             self.metrics.observe_masked(count)
         return replace(request, prompt=masked), count

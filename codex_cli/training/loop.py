@@ -24,7 +24,7 @@ from codex_cli.training.signals import StopRequest, stop_on_signals
 from codex_cli.training.step import StepStats, evaluate, train_step
 
 if TYPE_CHECKING:
-    from codex_cli.config import CheckpointConfig, DataConfig, LoraConfig, ModelConfig, TrainConfig
+    from codex_cli.config import CheckpointConfig, DataConfig, LoraConfig, MaskConfig, ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def train(
     *,
     seed: int,
     threads: int,
-    mask_replacement: str,
+    mask: MaskConfig,
     run_config: dict[str, Any],
     resume: bool = False,
     resume_path: Optional[Path] = None,
@@ -94,7 +94,7 @@ def train(
     tracker = open_tracker(track_cfg or TrackConfig(), writer=world.is_main)  # MLflow missing: stop before any work
     loaded = load_model(model_cfg, lora_cfg, gradient_checkpointing=train_cfg.gradient_checkpointing)
     with distributed.main_process_first():  # rank 0 tokenizes and fills the cache, the others then read it
-        data = load_datasets(data_cfg, loaded.tokenizer, seed=seed, mask_replacement=mask_replacement)
+        data = load_datasets(data_cfg, loaded.tokenizer, seed=seed, mask=mask)
     if not data.train:
         raise DataError(f"no training examples in '{data.train_path}'; add records to it or point data.train elsewhere")
     plan = make_plan(len(data.train), batch_size=train_cfg.batch_size * world.world_size,  # the global batch

@@ -1,0 +1,175 @@
+"""What a rule is: a bounded bytes pattern, the literal anchors that locate it, and an optional check.
+
+The invariant every rule keeps: each match starts at a fixed offset before one of the rule's
+anchors (a literal such as ``AKIA`` or ``-----BEGIN``), so a literal prefilter finds every
+position where the rule can match, and the exact pattern only ever runs there. Patterns are
+bounded (no match is longer than ``REACH`` bytes), so a stream decides a candidate once it holds
+enough bytes after it. A ``check`` may veto a match or narrow its secret span; it may look back at
+most ``LOOKBEHIND`` bytes before the match and never past its end, so a stream can always run it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
+
+if sys.version_info >= (3, 11):
+    from re import _parser
+else:  # pragma: no cover - Python 3.10
+    import sre_parse as _parser
+
+# Longest possible match, in bytes; the allow marker is looked for ALLOW_REACH either side.
+REACH = 65536
+ALLOW_REACH = 4096
+ALLOW_MARKER = b"codex: allow"
+# How far a check may look back before a match's start (the stream keeps ALLOW_REACH there).
+LOOKBEHIND = 256
+
+# When a candidate near the end of a stream is decided (see stream.py): a token rule once
+# whitespace follows, a line rule once a newline follows, a block rule only on its END line
+# (and any of them once the stream holds its longest possible match after it).
+TOKEN, LINE, BLOCK = 0, 1, 2
+
+TOKEN_CHARS = r"A-Za-z0-9_\-"
+
+
+class Hit(NamedTuple):
+    """A rule's match as its check sees it: the buffer, the match, and the rule's group-name prefix."""
+
+    buf: bytes
+    match: "re.Match[bytes]"
+    prefix: str
+
+    def group(self, name: str) -> Optional[bytes]:
+        return self.match.group(self.prefix + name)
+
+    def span(self, name: str) -> tuple[int, int]:
+        return self.match.span(self.prefix + name)
+
+    def start(self) -> int:
+        return self.match.start()
+
+
+Span = tuple[int, int]
+# A check returns None to veto the match, or the span of the bytes to mask (usually ``hit.span("secret")``).
+Check = Callable[[Hit, Span], Optional[Span]]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A literal every match of the rule contains, ``offsets`` bytes after the match start."""
+
+    literal: bytes
+    offsets: tuple[int, ...] = (0,)
+    kind: int = TOKEN
+    caseless: bool = False
+
+
+@dataclass(frozen=True)
+class HsPattern:
+    """A Hyperscan prefilter regex for one anchor, stricter than the bare literal.
+
+    Every match of the anchor's rules contains a match of ``regex`` that locates the anchor: at
+    ``end - back`` for a fixed-length regex, or with ``expand`` at every occurrence of the anchor
+    within the regex's longest width before the match's end (no start-of-match tracking, which
+    would make Hyperscan several times slower).
+    """
+
+    regex: bytes
+    anchor: bytes
+    back: int = 0
+    caseless: bool = False
+    expand: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One credential format: ``pattern`` matches it; its ``secret`` groups (if any) are the part masked."""
+
+    id: str
+    family: str
+    pattern: str
+    anchors: tuple[Anchor, ...]
+    description: str = ""
+    secret: str = ""  # appended to pattern as the group (?P<secret>…); else groups named secret* mark it
+    hs: tuple[HsPattern, ...] = ()  # Hyperscan patterns; an anchor without one is prefiltered as a bare literal
+    check: Optional[Check] = None
+
+    @property
+    def regex(self) -> str:
+        """The full pattern, secret group included."""
+        return self.pattern + (f"(?P<secret>{self.secret})" if self.secret else "")
+
+
+def fixed(regex: bytes, anchor: bytes, after: int, *, caseless: bool = False) -> HsPattern:
+    """A prefilter regex that ends ``after`` bytes past a fixed-length anchor match."""
+    return HsPattern(regex, anchor, len(anchor) + after, caseless=caseless)
+
+
+def token_rule(id: str, family: str, prefixes: tuple[str, ...], body: str, description: str, *,
+               before: str = "A-Za-z0-9_", after: str = "A-Za-z0-9_", probe: str = "",
+               check: Optional[Check] = None) -> Rule:
+    """A token that starts with one of the literal ``prefixes`` (not inside a longer word), then ``body``.
+
+    Its Hyperscan prefilter is the prefix after a non-word byte, followed by ``probe`` (default: up to
+    eight of the body's first character class), a fixed length, so no start-of-match tracking is needed.
+    """
+    alternatives = "|".join(re.escape(p) for p in prefixes)
+    pattern = f"(?<![{before}])(?:{alternatives}){body}" + (f"(?![{after}])" if after else "")
+    width = max_width(probe) if probe else 0
+    if not probe:
+        probe, width = _probe(body)
+    anchors = tuple(Anchor(p.encode()) for p in prefixes)
+    hs = tuple(fixed(f"[^{before}]".encode() + re.escape(p.encode()) + probe.encode(), p.encode(), width)
+               for p in prefixes)
+    return Rule(id, family, pattern, anchors, description, hs=hs, check=check)
+
+
+def _probe(body: str) -> tuple[str, int]:
+    """A short, Hyperscan-friendly prefix of a token body (its first character class, up to 8 times), its width."""
+    match = re.match(r"(\[[^\]]+\])\{(\d+)", body)
+    if match is None:
+        return "", 0
+    n = min(8, int(match.group(2)))
+    return f"{match.group(1)}{{{n}}}", n
+
+
+def max_width(pattern: str) -> int:
+    """The longest match a pattern can make (lookarounds excluded), from the regex parser."""
+    return _parser.parse(pattern).getwidth()[1]
+
+
+def entropy(data: bytes) -> float:
+    """Shannon entropy in bits per byte."""
+    if not data:
+        return 0.0
+    n = len(data)
+    return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
+
+
+_PLACEHOLDER = re.compile(rb"(?i)x{4}|\*{3}|\.{3}|0{8}|(?:your|my)[_-]?(?:api|secret|token|key|pass)|example|"
+                          rb"placeholder|dummy|redacted|changeme|change[_-]me|insert[_-]?your|replace[_-]?me")
+
+
+def plausible_token(body: bytes, min_entropy: float = 2.0) -> bool:
+    """Random enough to be a real token: not a placeholder (``xxxx``, ``***``), not one character repeated."""
+    return entropy(body) >= min_entropy and _PLACEHOLDER.search(body) is None
+
+
+def token_check(prefixes: tuple[str, ...] = (), min_entropy: float = 2.0) -> Check:
+    """Veto placeholder tokens: the masked span, less whichever of ``prefixes`` starts it, must look random."""
+    encoded = sorted((p.encode() for p in prefixes), key=len, reverse=True)
+
+    def check(hit: Hit, span: Span) -> Optional[Span]:
+        body = hit.buf[span[0]:span[1]]
+        for prefix in encoded:
+            if body.startswith(prefix):
+                body = body[len(prefix):]
+                break
+        return span if plausible_token(body, min_entropy) else None
+
+    return check
