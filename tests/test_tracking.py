@@ -30,9 +30,10 @@ from codex_cli.errors import TrackingError, UsageError
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 SECRET = "sk-proj-" + "Zq9" * 16  # a config secret that must never reach the store
-# 2 epochs of 9 steps (36 train / 4 eval examples, batch 4), LoRA dropout on, a checkpoint after every step.
+# 2 epochs of 9 steps (36 train / 4 eval examples, batch 4), LoRA dropout on, a checkpoint every 3 steps:
+# step-00000003, step-00000006, epoch-0001 (step 9), step-00000012, step-00000015, epoch-0002 (step 18).
 RUN = ("--lora", "--epochs", "2", "train.batch_size=4", "data.mask_secrets=false", "lora.dropout=0.1",
-       "checkpoint.every_steps=1", "threads=1")
+       "checkpoint.every_steps=3", "threads=1")
 # Variables with which MLflow turns its telemetry off by itself: the no-network check runs without them.
 CI_VARS = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "TRAVIS")
 NET_GUARD = '''
@@ -149,7 +150,7 @@ def test_a_run_reads_back_as_its_metrics_and_metadata(tracked: dict[str, Any], t
         assert _history(uri, run.info.run_id, name) == values, name
 
     client, checkpoints = _client(uri), sorted(p.name for p in ck.iterdir() if (p / "metadata.json").is_file())
-    assert len(checkpoints) == 18
+    assert len(checkpoints) == 6
     logged = [Path(a.path).name for a in client.list_artifacts(run.info.run_id, "checkpoints")]
     assert sorted(logged) == checkpoints
     for name in checkpoints:
@@ -166,7 +167,7 @@ def test_a_run_reads_back_as_its_metrics_and_metadata(tracked: dict[str, Any], t
 def test_no_config_secret_reaches_the_store_and_no_connection_is_opened(tracked: dict[str, Any]) -> None:
     work = tracked["work"]
     stored = [work / "mlflow.db", *(p for p in (work / "mlruns").rglob("*") if p.is_file())]
-    assert len(stored) > 20
+    assert len(stored) > 10
     assert [p for p in stored if SECRET.encode() in p.read_bytes()] == []
     assert SECRET not in tracked["proc"].stdout + tracked["proc"].stderr
     assert not (work / "net.log").exists(), (work / "net.log").read_text()
@@ -325,7 +326,8 @@ def test_a_store_that_fails_mid_run_costs_one_warning_and_resume_logs_the_rest(t
     assert len(warning) == 1, failed.stderr
     assert warning[0].startswith(f"codex: warning: MLflow store 'sqlite:///{db}' failed at step ")
     assert "(sqlite3.DatabaseError) file is not a database" in warning[0]
-    assert re.search(r"; not logged to run \w+: metrics from step \d+ on, the metadata\.json of step-\d+ and of "
+    # at a checkpoint, or at a timed write of metrics in between when the machine is slow
+    assert re.search(r"; not logged to run \w+: metrics from step \d+ on, the metadata\.json of (step-\d+ and of )?"
                      r"later checkpoints, the run's end\. Training goes on", warning[0]), warning[0]
     assert warning[0].endswith("once the store works again, 'codex train --resume' logs what is missing")
     assert json.loads((ck / "latest.json").read_text())["global_step"] == 18
@@ -340,7 +342,7 @@ def test_a_store_that_fails_mid_run_costs_one_warning_and_resume_logs_the_rest(t
     for name, values in _expected_metrics(metrics(ck)).items():
         assert _history(uri, run.info.run_id, name) == values, name
     logged = [Path(a.path).name for a in _client(uri).list_artifacts(run.info.run_id, "checkpoints")]
-    assert len(logged) == 18
+    assert sorted(logged) == sorted(p.name for p in ck.iterdir() if (p / "metadata.json").is_file())
 
 
 def _hide(tmp_path: Path, packages: tuple[str, ...]) -> dict[str, str]:
