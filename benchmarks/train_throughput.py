@@ -271,8 +271,8 @@ def _report(args: argparse.Namespace, results: dict[str, list[float]], walls: di
     if "codex-mlflow" in median:
         extra = statistics.median(walls["codex-mlflow"]) - statistics.median(walls["codex"])
         print(f"MLflow tracking on / off: {median['codex-mlflow'] / median['codex']:.3f}x tokens/s (target >= 0.97x); "
-              f"+{extra:.1f} s wall per run (median; the first run also created the store's tables: "
-              f"+{walls['codex-mlflow'][0] - walls['codex'][0]:.1f} s), mostly importing mlflow and opening the store")
+              f"{extra:+.1f} s wall per run (median; the first run also created the store's tables: "
+              f"{walls['codex-mlflow'][0] - walls['codex'][0]:+.1f} s), mostly importing mlflow and opening the store")
         per_row = cost["row_s"]
         print(f"tracking cost per logged row (6 metrics, queued and written to sqlite): {per_row * 1e3:.2f} ms = "
               f"{per_row / step_s:.2%} of this run's "

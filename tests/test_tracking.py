@@ -27,7 +27,7 @@ from codex_cli.config import TrackConfig
 from codex_cli.errors import TrackingError, UsageError
 
 # MLflow's own code trips SQLAlchemy 2.1 deprecation warnings when it reads and writes in this process.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow")
 
 SECRET = "sk-proj-" + "Zq9" * 16  # a config secret that must never reach the store
 # 2 epochs of 9 steps (36 train / 4 eval examples, batch 4), LoRA dropout on, a checkpoint every 3 steps:
@@ -35,7 +35,9 @@ SECRET = "sk-proj-" + "Zq9" * 16  # a config secret that must never reach the st
 RUN = ("--lora", "--epochs", "2", "train.batch_size=4", "data.mask_secrets=false", "lora.dropout=0.1",
        "checkpoint.every_steps=3", "threads=1")
 # Variables with which MLflow turns its telemetry off by itself: the no-network check runs without them.
-CI_VARS = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "TRAVIS")
+CI_VARS = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "TF_BUILD",
+           "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION", "CLOUD_RUN_EXECUTION",
+           "RUNBOT_HOST_URL", "RUNBOT_BUILD_NAME", "RUNBOT_WORKER_ID", "DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY")
 NET_GUARD = '''
 import os, socket
 def _refuse(what):
