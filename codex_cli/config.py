@@ -126,6 +126,12 @@ class MaskConfig:
 
 
 @dataclass(frozen=True)
+class TrackConfig:
+    mlflow: bool = False
+    log_model: bool = False
+
+
+@dataclass(frozen=True)
 class CodexConfig:
     """The fully resolved configuration shared by every command."""
 
@@ -138,6 +144,7 @@ class CodexConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict, secrets included (for in-process use only)."""
@@ -270,6 +277,17 @@ def known_keys() -> list[str]:
         else:
             keys.append(f.name)
     return keys
+
+
+def flat_dict(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict (``to_dict``, ``redacted_dict``) as {dotted key: value}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(flat_dict(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def dump_yaml(config: CodexConfig) -> str:

@@ -67,6 +67,12 @@ class DistributedError(CodexError):
     exit_code = 1
 
 
+class TrackingError(CodexError):
+    """Experiment tracking is on but cannot start: MLflow is missing, or its store cannot be used."""
+
+    exit_code = 2
+
+
 class InputError(CodexError):
     """An input file cannot be read (for example by ``codex mask``)."""
 

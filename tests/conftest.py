@@ -21,7 +21,8 @@ _TOKENIZER_TEXT = (
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's config, caches or secret-filter switch."""
     home = tmp_path_factory.mktemp("home")
-    for var in ("CODEX_CONFIG", "DISABLE_SECRET_FILTER", "CODEX_API_KEY", "CODEX_DEBUG"):
+    for var in ("CODEX_CONFIG", "DISABLE_SECRET_FILTER", "CODEX_API_KEY", "CODEX_DEBUG", "CODEX_MLFLOW",
+                "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))

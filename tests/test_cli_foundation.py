@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,10 @@ from typer.testing import CliRunner
 from codex_cli import __version__
 from codex_cli.cli import app
 
-# pydantic too: typer 0.29 pulls it in for every option, which doubled start-up.
-HEAVY = ("torch", "transformers", "peft", "safetensors", "starlette", "uvicorn", "numpy", "tokenizers", "pydantic")
+# pydantic too: typer 0.29 pulls it in for every option, which doubled start-up. mlflow and its database
+# packages load only when tracking is on (CODEX_MLFLOW=1 or track.mlflow: true).
+HEAVY = ("torch", "transformers", "peft", "safetensors", "starlette", "uvicorn", "numpy", "tokenizers", "pydantic",
+         "mlflow", "sqlalchemy", "alembic")
 
 
 @pytest.fixture
@@ -134,8 +137,8 @@ def test_debug_shows_the_traceback(args: list[str], env: dict[str, str]) -> None
     assert "ConfigError" in result.stderr
 
 
-def _modules_after(argv: list[str], tmp_path: Path, stdin: str = "") -> list[str]:
-    """Run the CLI in a fresh interpreter and report which heavy modules it imported."""
+def _modules_after(argv: list[str], tmp_path: Path, stdin: str = "", env: dict[str, str] | None = None) -> list[str]:
+    """Run the CLI in a fresh interpreter (in ``tmp_path``) and report which heavy modules it imported."""
     out = tmp_path / "modules.json"
     script = (
         "import sys, json, atexit\n"
@@ -144,7 +147,8 @@ def _modules_after(argv: list[str], tmp_path: Path, stdin: str = "") -> list[str
         "from codex_cli.cli import main\n"
         "main()\n"
     )
-    subprocess.run([sys.executable, "-c", script], input=stdin, capture_output=True, text=True, timeout=60)
+    subprocess.run([sys.executable, "-c", script], input=stdin, capture_output=True, text=True, timeout=120,
+                   cwd=tmp_path, env={**os.environ, **(env or {})})
     loaded = json.loads(out.read_text())
     return [name for name in loaded if name.split(".")[0] in HEAVY]
 
@@ -172,3 +176,16 @@ def test_the_guard_itself_detects_heavy_imports(tmp_path: Path) -> None:
     # The same harness must see torch when a command does need it (train imports it before failing here).
     argv = ["train", "--model", str(tmp_path / "missing"), f"checkpoint.dir={tmp_path / 'ckpts'}"]
     assert "torch" in _modules_after(argv, tmp_path)
+
+
+def test_a_train_with_tracking_off_never_imports_mlflow_nor_writes_its_files(tiny_model_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    # track.mlflow says on, CODEX_MLFLOW=0 wins: the run trains and MLflow stays out of the process and the directory.
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"text": f"def f{i}(x):\n    return x + {i}\n"}) + "\n" for i in range(12)))
+    argv = ["train", "--quiet", "--model", str(tiny_model_dir), "--data", str(data), "--max-steps", "1",
+            f"checkpoint.dir={tmp_path / 'ck'}", "track.mlflow=true"]
+    loaded = _modules_after(argv, tmp_path, env={"CODEX_MLFLOW": "0"})
+    assert "torch" in loaded and (tmp_path / "ck" / "step-00000001" / "metadata.json").is_file()
+    assert [name for name in loaded if name.split(".")[0] in ("mlflow", "sqlalchemy", "alembic")] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "modules.json", "train.jsonl"]

@@ -7,7 +7,6 @@ table or as JSON.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from math import prod
 from pathlib import Path
@@ -157,18 +156,9 @@ def read_metrics(path: Path, until_step: int | None = None) -> Metrics | None:
     """
     if not path.is_file():
         return None
-    steps, losses, evals, skipped = [], [], [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            skipped += 1
-            continue
-        if not isinstance(row, dict):
-            skipped += 1
-            continue
+    rows, skipped = layout.read_metric_rows(path)
+    steps, losses, evals = [], [], []
+    for row in rows:
         if until_step is not None and (row.get("step") or 0) > until_step:
             continue
         if row.get("event", "step") == "step" and isinstance(row.get("loss"), (int, float)):

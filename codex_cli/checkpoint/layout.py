@@ -101,6 +101,25 @@ def unfinished_writes(ckpt_dir: Path) -> list[Path]:
     return sorted(p for p in ckpt_dir.glob(f"{TMP_PREFIX}*") if p.is_dir()) if ckpt_dir.is_dir() else []
 
 
+def read_metric_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The rows of a metrics.jsonl file, and how many lines were not JSON objects (a last line cut short by a kill)."""
+    if not Path(path).is_file():
+        return [], 0
+    rows, skipped = [], 0
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            skipped += 1
+    return rows, skipped
+
+
 def read_latest(ckpt_dir: Path) -> str | None:
     """The checkpoint name in ``<ckpt_dir>/latest.json``, or None when there is no latest.json yet.
 

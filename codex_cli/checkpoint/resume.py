@@ -25,6 +25,7 @@ from codex_cli.checkpoint.layout import (
     resolve_checkpoint,
     verify_checkpoint,
 )
+from codex_cli.config import flat_dict
 from codex_cli.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ STATE_FORMAT = 1
 # Config keys that may change between a run and its resume without changing what the run means.
 RESUMABLE_CHANGES = (
     "threads", "train.epochs", "train.max_steps", "train.log_every", "train.gradient_checkpointing", "train.nproc",
-    "checkpoint.", "serve.", "model.local_files_only", "model.allow_download", "data.cache_dir",
+    "checkpoint.", "serve.", "track.", "model.local_files_only", "model.allow_download", "data.cache_dir",
 )
 # On another number of processes these may change, as long as processes x batch_size x grad_accum does not.
 PER_STEP_KEYS = ("train.batch_size", "train.grad_accum")
@@ -57,6 +58,7 @@ class TrainState:
     schedule: dict[str, Any] = field(default_factory=dict)  # the lr schedule in force (name, warmup, total)
     data: dict[str, Any] = field(default_factory=dict)  # fingerprint of the data: example counts
     world_size: int = 1  # processes that trained it; with batch_size x grad_accum, the examples per step
+    mlflow_run_id: Optional[str] = None  # the MLflow run this run logs to (codex_cli.tracking); --resume continues it
 
 
 @dataclass
@@ -89,7 +91,7 @@ def check_compatible(checkpoint: Path, metadata: dict[str, Any], config: dict[st
     A resume on another number of processes may change batch_size and grad_accum when the examples
     per optimizer step stay the same (2 processes x batch 4 = 1 process x batch 8).
     """
-    saved, current = _flatten(metadata.get("config") or {}), _flatten(config)
+    saved, current = flat_dict(metadata.get("config") or {}), flat_dict(config)
     rescaled = saved_world_size != world_size
     if rescaled:
         _check_examples_per_step(checkpoint, saved, current, saved_world_size, world_size)
@@ -242,13 +244,3 @@ def _is_tied(model: Any, key: str, loaded: dict[str, Any]) -> bool:
         return False
     ptr = params[key].data_ptr()
     return any(name in loaded and p.data_ptr() == ptr for name, p in params.items() if name != key)
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -57,6 +57,9 @@ def train(
     from codex_cli.distributed import launched_by_torchrun
 
     if cfg.train.nproc > 1 and not launched_by_torchrun():  # inside a rank, torchrun already chose the processes
+        from codex_cli.tracking import require_installed
+
+        require_installed(cfg.track)  # one line now rather than one from rank 0 and one from the launcher
         _launch(cfg.train.nproc, cfg.train.strategy, cfg.threads)
         return
     from codex_cli.training import train as run_training
@@ -65,8 +68,7 @@ def train(
     result = run_training(
         cfg.model, cfg.lora, cfg.data, cfg.train, cfg.checkpoint, seed=cfg.seed, threads=cfg.threads,
         mask=cfg.mask, run_config=cfg.redacted_dict(), resume=cfg.checkpoint.resume,
-        resume_path=resume_path,
-        reporter=QuietReporter() if quiet else RichReporter(),
+        resume_path=resume_path, reporter=QuietReporter() if quiet else RichReporter(), track_cfg=cfg.track,
     )
     if result.rank == 0:  # under torchrun the other ranks print nothing
         _report(result, quiet)

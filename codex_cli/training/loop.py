@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any, Optional
 from codex_cli import distributed
 from codex_cli.checkpoint import store
 from codex_cli.checkpoint.resume import resolve_resume
+from codex_cli.config import TrackConfig
 from codex_cli.data import collate, load_datasets
 from codex_cli.errors import DataError
 from codex_cli.model import base_identity, load_model
 from codex_cli.runtime import configure_threads, seed_everything
+from codex_cli.tracking import open_tracker
 from codex_cli.training.batches import MicroBatch, epoch_windows, rank_windows
 from codex_cli.training.progress import QuietReporter
 from codex_cli.training.run import Run, build_optimizer, check_fresh_dir, perplexity, restore, save
@@ -72,12 +74,14 @@ def train(
     resume: bool = False,
     resume_path: Optional[Path] = None,
     reporter: Optional[QuietReporter] = None,
+    track_cfg: Optional[TrackConfig] = None,
 ) -> TrainResult:
     """Fine-tune (LoRA or full) and checkpoint every epoch; ``resume``/``resume_path`` continue a run exactly.
 
     ``run_config`` is the resolved config with secrets redacted: it is stored in every checkpoint and
     compared on resume. SIGINT/SIGTERM stop at the next step boundary with an ``interrupt`` checkpoint.
-    Started by torchrun, each process trains as one rank of a DDP run (docs/distributed.md).
+    Started by torchrun, each process trains as one rank of a DDP run (docs/distributed.md). With tracking
+    on (``track_cfg``, $CODEX_MLFLOW) rank 0 also logs the run to MLflow (codex_cli.tracking).
     """
     threads_used = configure_threads(threads)
     distributed.check_strategy(train_cfg.strategy)
@@ -87,6 +91,7 @@ def train(
     resuming = resume or resume_path is not None
     checkpoint = _checkpoint_to_resume(Path(ckpt_cfg.dir), resume_path) if resuming else None
     notes = check_fresh_dir(Path(ckpt_cfg.dir)) if world.is_main and not resuming else []
+    tracker = open_tracker(track_cfg or TrackConfig(), writer=world.is_main)  # MLflow missing: stop before any work
     loaded = load_model(model_cfg, lora_cfg, gradient_checkpointing=train_cfg.gradient_checkpointing)
     with distributed.main_process_first():  # rank 0 tokenizes and fills the cache, the others then read it
         data = load_datasets(data_cfg, loaded.tokenizer, seed=seed, mask=mask)
@@ -97,8 +102,9 @@ def train(
                      lr=train_cfg.lr, schedule=train_cfg.scheduler, warmup_steps=train_cfg.warmup_steps,
                      warmup_ratio=train_cfg.warmup_ratio)
     run = Run(loaded, data, build_optimizer(loaded.model, train_cfg), plan, train_cfg, ckpt_cfg, seed,
-              base_identity(model_cfg), run_config, reporter, world)
+              base_identity(model_cfg), run_config, reporter, world, tracker=tracker)
     notes += restore(run, checkpoint) if checkpoint is not None else []
+    notes += _start_tracking(run)
     run.step_model = distributed.wrap_model(loaded.model, world, run.device)
     distributed.seed_rank(seed, world, run.state.global_step)  # dropout: ranks > 0 get their own streams
     _introduce(run, threads_used, [*loaded.notes, *notes])
@@ -109,8 +115,12 @@ def train(
         reporter.start(plan.total_steps, run.state.global_step, run.state.epoch + 1)
         try:
             interrupted = _fit(run, stop)
+        except BaseException as error:
+            run.tracker.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            raise
         finally:
             reporter.stop()
+    run.tracker.end("KILLED" if interrupted else "FINISHED", run.last_checkpoint)
     # shutdown() waits for every rank, so none leaves before rank 0 has written the last checkpoint: after a
     # stop the ranks exit 130, and torchrun stops the remaining ranks as soon as one exits non-zero.
     distributed.shutdown()
@@ -120,6 +130,15 @@ def train(
 def _checkpoint_to_resume(ckpt_dir: Path, resume_path: Optional[Path]) -> Path:
     """The checkpoint to resume, found before anything is loaded; every rank takes the one rank 0 found."""
     return Path(distributed.broadcast_json(str(resolve_resume(ckpt_dir, resume_path))))
+
+
+def _start_tracking(run: Run) -> list[str]:
+    """Begin, or continue after a resume, the run's MLflow run; its id goes into the training state."""
+    run_id, notes = run.tracker.start(run.state.mlflow_run_id, config=run.config, kind=run.loaded.kind,
+                                      base_model=run.base_model, world_size=run.world.world_size,
+                                      ckpt_dir=run.ckpt_dir, resumed_from=run.resumed_from)
+    run.state.mlflow_run_id = run_id
+    return notes
 
 
 def _fit(run: Run, stop: StopRequest) -> bool:
@@ -190,8 +209,7 @@ def _after_step(run: Run, stats: StepStats, epoch: int) -> None:
         record = {"event": "step", "step": state.global_step, "epoch": epoch + 1, "loss": stats.loss,
                   "lr": run.last_lr, "tokens_per_s": _tokens_per_s(run), "grad_norm": stats.grad_norm,
                   "tokens_seen": state.tokens_seen}
-        if run.world.is_main:  # rank 0 alone writes, like every write
-            store.append_metrics(run.ckpt_dir, record)
+        _log_metrics(run, record)
         run.reporter.step(record)
 
 
@@ -223,10 +241,16 @@ def _evaluate_epoch(run: Run, epoch: int) -> tuple[float, Optional[float]]:
     record = {"event": "epoch_end", "step": state.global_step, "epoch": epoch + 1, "loss": train_loss,
               "lr": run.last_lr, "tokens_per_s": _tokens_per_s(run), "eval_loss": eval_loss,
               "perplexity": perplexity(eval_loss), "tokens_seen": state.tokens_seen}
-    if run.world.is_main:
-        store.append_metrics(run.ckpt_dir, record)
+    _log_metrics(run, record)
     run.reporter.epoch_end(record)
     return train_loss, eval_loss
+
+
+def _log_metrics(run: Run, record: dict[str, Any]) -> None:
+    """Append ``record`` to metrics.jsonl and hand it to the tracker; rank 0 alone writes, like every write."""
+    if run.world.is_main:
+        store.append_metrics(run.ckpt_dir, record)
+        run.tracker.log_metrics(record)
 
 
 def _evaluate(run: Run) -> Optional[float]:

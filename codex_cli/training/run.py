@@ -21,6 +21,7 @@ from codex_cli.checkpoint.resume import (
 )
 from codex_cli.distributed import World
 from codex_cli.errors import CheckpointError
+from codex_cli.tracking import Tracker
 from codex_cli.training.progress import QuietReporter
 from codex_cli.training.schedule import Plan
 
@@ -45,6 +46,7 @@ class Run:
     config: dict[str, Any]  # the resolved config, secrets redacted, recorded in every checkpoint
     reporter: QuietReporter
     world: World = field(default_factory=World)
+    tracker: Tracker = field(default_factory=Tracker)  # MLflow when tracking is on (rank 0), else a no-op
     step_model: Optional[torch.nn.Module] = None  # what steps run through: the DDP wrapper, or loaded.model
     state: TrainState = field(default_factory=TrainState)
     resumed_from: Optional[Path] = None
@@ -154,6 +156,7 @@ def save(run: Run, reason: str, *, eval_loss: Optional[float] = None) -> Optiona
                                  keep_last=run.ckpt_cfg.keep_last, keep_best=run.ckpt_cfg.keep_best)
     run.written.append(name)
     run.last_checkpoint = path
+    run.tracker.checkpoint(path)
     return path
 
 
