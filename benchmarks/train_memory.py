@@ -6,8 +6,9 @@ fp32) is saved once with codex-tiny's tokenizer. Each run fine-tunes every weigh
 ends with the checkpoint write, through the real `codex train` (torchrun for the 2-process rows). Every
 rank records its own peak RSS (getrusage ru_maxrss: the whole run, model loading and the final
 checkpoint write included) and its peak just before that write, so the table shows what the save adds,
-and the wall time of the run. The runs are interleaved and repeated; a rank's figure is its largest over
-the repeats. The allocator settings in the environment (MALLOC_* tunables, LD_PRELOAD) are printed.
+with the save's seconds and the wall time of the run. The runs are interleaved and repeated; a rank's
+figure is its largest over the repeats. Allocator settings in the environment (MALLOC_* tunables,
+LD_PRELOAD) are printed.
 
 Target: the FSDP peak per rank <= 0.65 x the DDP peak per rank.
 
@@ -53,11 +54,11 @@ def _rank_main(out_dir: str, argv: list[str]) -> None:
     save = loop.save
 
     def measured_save(*args, **kwargs):
-        before = _peak_mb()
+        before, started = _peak_mb(), time.perf_counter()
         try:
             return save(*args, **kwargs)
         finally:
-            saves.append({"before": before, "after": _peak_mb()})
+            saves.append({"before": before, "after": _peak_mb(), "seconds": time.perf_counter() - started})
 
     loop.save = measured_save
     sys.argv = ["codex", *argv]
@@ -168,7 +169,8 @@ def _report(args: argparse.Namespace, model: Path, runs: dict[str, list[list[dic
           f"{args.grad_accum}, {args.steps} steps + the final checkpoint write; torch threads 1 per process, "
           f"torch {torch.__version__}, {os.cpu_count()} cpus; {args.runs} interleaved runs, largest per rank; "
           f"allocator: {_allocator()}")
-    print(f"{'run':<12} {'rank':>4} {'peak RSS MiB':>13} {'before save':>12} {'save adds':>10} {'wall s':>7}")
+    print(f"{'run':<12} {'rank':>4} {'peak RSS MiB':>13} {'before save':>12} {'save adds':>10} {'save s':>7} "
+          f"{'wall s':>7}")
     worst: dict[str, float] = {}
     for config in CONFIGS:
         ranks = len(runs[config][0])
@@ -177,8 +179,9 @@ def _report(args: argparse.Namespace, model: Path, runs: dict[str, list[list[dic
             peak = max(r["peak_mb"] for r in records)
             before = max(r["saves"][-1]["before"] for r in records) if records[0]["saves"] else float("nan")
             wall = statistics.median(r["wall_s"] for r in records)
+            saving = statistics.median(r["saves"][-1]["seconds"] for r in records)
             print(f"{ROW_NAMES[config]:<12} {rank:>4} {peak:>13,.0f} {before:>12,.0f} {peak - before:>+10,.0f} "
-                  f"{wall:>7.0f}")
+                  f"{saving:>7.1f} {wall:>7.0f}")
             worst[config] = max(worst.get(config, 0.0), peak)
     ratio = worst["fsdp"] / worst["ddp"]
     print(f"FSDP / DDP peak per rank: {ratio:.2f}x (target <= 0.65x: {'met' if ratio <= 0.65 else 'NOT met'}); "
