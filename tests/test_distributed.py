@@ -15,7 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from codex_cli import distributed
-from codex_cli.errors import DistributedError, UsageError
+from codex_cli.errors import DistributedError, ModelError, UsageError
 from codex_cli.launch import failure_error, torchrun_args, worker_argv
 from codex_cli.training.batches import MicroBatch, epoch_order, epoch_windows, rank_windows
 
@@ -523,7 +523,7 @@ def test_fsdp_full_fine_tuning_of_a_model_saved_with_converted_weights_is_refuse
     MixtralForCausalLM(MixtralConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                      num_attention_heads=2, num_key_value_heads=1, num_local_experts=2)) \
         .save_pretrained(tmp_path / "moe")
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(ModelError) as info:
         distributed.check_strategy("fsdp", ModelConfig(name=str(tmp_path / "moe")), full=True)
     assert str(info.value).startswith("train.strategy=fsdp cannot write a full 'mixtral' checkpoint tensor by tensor: "
                                       "transformers converts its weights when saving ('model.layers.0.")

@@ -182,7 +182,14 @@ def _tiny(model_type: str) -> torch.nn.Module:
              "qwen2": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                            intermediate_size=32, vocab_size=64),
              "phi": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                         vocab_size=64)}
+                         vocab_size=64),
+             "mistral": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                             intermediate_size=32, vocab_size=64),
+             "gemma": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                           intermediate_size=32, vocab_size=64, head_dim=8),
+             "falcon": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, vocab_size=64),
+             "opt": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32, vocab_size=64,
+                         word_embed_proj_dim=16)}
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **sizes[model_type]))
 
 
@@ -206,6 +213,10 @@ def test_default_targets_for_common_architectures(model_type: str, targets: list
         pytest.param("gpt_neox", "GPTNeoXLayer", id="gpt-neox"),
         pytest.param("qwen2", "Qwen2DecoderLayer", id="qwen2"),
         pytest.param("phi", "PhiDecoderLayer", id="phi"),
+        pytest.param("mistral", "MistralDecoderLayer", id="mistral"),
+        pytest.param("gemma", "GemmaDecoderLayer", id="gemma"),
+        pytest.param("falcon", "FalconDecoderLayer", id="falcon"),
+        pytest.param("opt", "OPTDecoderLayer", id="opt"),
     ],
 )
 def test_decoder_layers_for_common_architectures(model_type: str, layer: str) -> None:

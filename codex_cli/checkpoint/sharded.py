@@ -24,7 +24,7 @@ from torch.distributed.tensor import DTensor, distribute_tensor
 
 from codex_cli.checkpoint.layout import MODEL_WEIGHTS
 from codex_cli.checkpoint.resume import split_optimizer_state
-from codex_cli.checkpoint.tensorfile import gather_only, save_tensors, whole, write_order
+from codex_cli.checkpoint.tensorfile import gather_only, is_dtensor, save_tensors, whole, write_order
 from codex_cli.errors import ModelError
 
 SAFETENSORS_METADATA = {"format": "pt"}  # what transformers' save_pretrained writes in model.safetensors
@@ -110,11 +110,6 @@ def weight_file_names(model: Any, state: Mapping[str, Any]) -> dict[str, str]:
                          f"converts its weights when saving ('{converted[0]}' is not one of its parameters); "
                          "use lora.enabled=true or train.strategy=ddp")
     return {name: source[id(tensor)] for name, tensor in saved.items()}
-
-
-def is_dtensor(tensor: Any) -> bool:
-    """True for a DTensor (a shard of a global tensor)."""
-    return isinstance(tensor, DTensor)
 
 
 def shard_like(full: torch.Tensor, like: Any) -> Any:

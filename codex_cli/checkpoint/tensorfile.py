@@ -42,7 +42,7 @@ def write_order(tensors: Mapping[str, Any]) -> list[str]:
 
 def whole(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` on the CPU, contiguous and, for a DTensor, gathered from every rank (a collective)."""
-    if _is_dtensor(tensor):
+    if is_dtensor(tensor):
         tensor = tensor.full_tensor()
     return tensor.detach().to("cpu").contiguous()
 
@@ -50,7 +50,7 @@ def whole(tensor: torch.Tensor) -> torch.Tensor:
 def gather_only(tensors: Mapping[str, torch.Tensor]) -> None:
     """Take part in gathering the DTensors of ``tensors`` while another rank writes them with :func:`save_tensors`."""
     for name in write_order(tensors):
-        if _is_dtensor(tensors[name]):
+        if is_dtensor(tensors[name]):
             whole(tensors[name])
 
 
@@ -90,6 +90,7 @@ def _write(handle: Any, tensor: torch.Tensor) -> None:
         handle.write(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
 
 
-def _is_dtensor(tensor: Any) -> bool:
+def is_dtensor(tensor: Any) -> bool:
+    """True for a DTensor: a shard of a global tensor (an FSDP parameter, its gradient or optimizer state)."""
     dtensor = sys.modules.get("torch.distributed.tensor")  # not imported: nothing can be a DTensor
     return dtensor is not None and isinstance(tensor, dtensor.DTensor)

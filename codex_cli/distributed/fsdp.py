@@ -24,7 +24,7 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
 from codex_cli.distributed.world import World, any_rank, collective_device
-from codex_cli.errors import DistributedError, UsageError
+from codex_cli.errors import DistributedError
 
 if TYPE_CHECKING:
     from codex_cli.config import ModelConfig
@@ -35,16 +35,12 @@ T = TypeVar("T")
 def check_shardable(cfg: ModelConfig, *, full: bool) -> None:
     """Refuse a model FSDP cannot shard layer by layer, or (``full``) cannot save tensor by tensor; loads no weights."""
     from codex_cli.checkpoint.sharded import weight_file_names
-    from codex_cli.errors import ModelError
     from codex_cli.model import decoder_layers, meta_model
 
     model = meta_model(cfg)
-    try:
-        decoder_layers(model)
-        if full:
-            weight_file_names(model, model.state_dict())
-    except ModelError as e:
-        raise UsageError(str(e)) from e
+    decoder_layers(model)
+    if full:
+        weight_file_names(model, model.state_dict())
 
 
 def shard_model(model: torch.nn.Module, world: World, *, precision: Literal["fp32", "bf16"],
@@ -81,11 +77,6 @@ def mixed_precision(precision: Literal["fp32", "bf16"], device_type: str) -> Mix
 def is_sharded(model: Any) -> bool:
     """True for a model sharded by :func:`shard_model` (its parameters are DTensors)."""
     return isinstance(model, FSDPModule)
-
-
-def is_dtensor(tensor: Any) -> bool:
-    """True for a DTensor: a parameter, gradient or optimizer state that is a shard of a global tensor."""
-    return isinstance(tensor, DTensor)
 
 
 @contextlib.contextmanager

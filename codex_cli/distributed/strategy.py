@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from codex_cli.checkpoint.tensorfile import is_dtensor
 from codex_cli.distributed import fsdp
 from codex_cli.distributed.world import World
 from codex_cli.errors import UsageError
@@ -74,6 +75,6 @@ def no_sync(model: torch.nn.Module, skip_sync: bool) -> ContextManager[Any]:
 def clip_grad_norm(params: Iterable[torch.nn.Parameter], max_norm: float) -> float:
     """Clip gradients to ``max_norm`` by their total 2-norm, over every rank's shard under FSDP; return the norm."""
     params = list(params)
-    if dist.is_initialized() and any(fsdp.is_dtensor(p) for p in params):
+    if dist.is_initialized() and any(is_dtensor(p) for p in params):
         return fsdp.clip_sharded_grad_norm(params, max_norm)
     return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
