@@ -91,8 +91,8 @@ def weight_file_names(model: Any, state: Mapping[str, Any]) -> dict[str, str]:
 
     Worked out on meta stand-ins, without touching tensor data: keys transformers never saves and tied
     duplicates are dropped, and its reverse key renaming applied. A model whose weights transformers
-    converts when saving (several parameters into one, as MoE experts) cannot be written tensor by
-    tensor: ModelError.
+    converts when saving (MoE experts fused in one parameter, split per expert in the file) cannot be
+    written tensor by tensor: ModelError.
     """
     from transformers.core_model_loading import revert_weight_conversion
     from transformers.modeling_utils import remove_tied_weights_from_state_dict
