@@ -16,7 +16,9 @@ What to expect: DDP holds on every rank the weights, their gradients, AdamW's tw
 gradient buckets (about 5 x the model), plus a copy of the weights while transformers' save_pretrained
 builds model.safetensors in memory. FSDP holds half of weights, gradients and moments per rank (2 ranks),
 one layer's full weights at a time in the passes, one gathered tensor at a time while saving; the
-fixed cost of a process (python, torch, transformers: several hundred MB) is the same for both.
+fixed cost of a process (python, torch, transformers: several hundred MB) is the same for both. On the
+CPU codex's FSDP ranks fix glibc's mmap threshold at 1 MiB unless MALLOC_MMAP_THRESHOLD_ is set
+(docs/distributed.md says why).
 
     python benchmarks/train_memory.py [--runs 2] [--steps 2] [--batch 1] [--grad-accum 1] [--layers 12]
 """
@@ -192,7 +194,7 @@ def _report(args: argparse.Namespace, model: Path, runs: dict[str, list[list[dic
 
 def _allocator() -> str:
     tunables = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(("MALLOC_", "LD_PRELOAD"))]
-    return ", ".join(tunables) or "glibc malloc, default settings"
+    return ", ".join(tunables) or "no MALLOC_* tunables or LD_PRELOAD in the environment"
 
 
 def _numel(shape: list[int]) -> int:

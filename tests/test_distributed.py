@@ -98,6 +98,21 @@ def test_single_process_helpers_are_no_ops(monkeypatch: pytest.MonkeyPatch) -> N
     distributed.shutdown()
 
 
+@pytest.mark.parametrize("user_setting", [None, "33554432"], ids=["codex-sets-it", "the-user-set-it"])
+def test_fsdp_on_the_cpu_fixes_glibc_mmap_threshold_unless_the_user_did(monkeypatch: pytest.MonkeyPatch,
+                                                                         user_setting: str | None) -> None:
+    from codex_cli.distributed import fsdp
+
+    calls = []
+    monkeypatch.setattr(fsdp.ctypes, "CDLL", lambda name: SimpleNamespace(mallopt=lambda *args: calls.append(args)))
+    if user_setting is None:
+        monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", user_setting)
+    fsdp._return_freed_buffers_to_the_system()
+    assert calls == ([] if user_setting else [(-3, 1 << 20)])  # M_MMAP_THRESHOLD, 1 MiB
+
+
 def test_world_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
