@@ -5,9 +5,9 @@
 same small MLP with SGD over the same global batches (accumulated over 2 micro-steps, gradient sync
 skipped on the first), clipping gradients to a norm they exceed. STRATEGY is ddp or fsdp (each hidden
 layer sharded, then the root). Rank 0 writes the final weights, what the collectives returned and, with
-fsdp, what the gradients looked like after a micro-step without sync; every rank then streams the
-weights into OUT.safetensors with codex's writer (rank 0 writes, the others gather) and cuts the file
-back into its shards.
+fsdp, what the gradients looked like after a micro-step without sync and what sharding a model whose
+ranks built different weights says; every rank then streams the weights into OUT.safetensors with
+codex's writer (rank 0 writes, the others gather) and cuts the file back into its shards.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def main(out: str, global_batch: int, strategy: str) -> None:
               "any_rank_last": distributed.any_rank(world.rank == world.world_size - 1),
               "broadcast": distributed.broadcast_json({"from": world.rank, "path": "ck/é"})}
     report["reloaded_shards_equal"] = _stream_and_reload(model, Path(out).with_suffix(".safetensors"), world)
+    if strategy == "fsdp" and world.enabled:
+        report["other_weights"] = _shard_other_weights(world)
     if world.is_main:
         with open(out, "w", encoding="utf-8") as handle:
             json.dump(report, handle)
@@ -89,6 +91,20 @@ def _stream_and_reload(model: torch.nn.Module, path: Path, world: distributed.Wo
     back = load_file(str(path))
     local = [shard_like(back[name], p) for name, p in params.items()]
     return all(torch.equal(_local(a), _local(p.detach())) for a, p in zip(local, params.values()))
+
+
+def _shard_other_weights(world: distributed.World) -> str:
+    """What sharding says when the ranks built different weights (each rank seeds its own)."""
+    from codex_cli.distributed.fsdp import shard_model
+    from codex_cli.errors import DistributedError
+
+    torch.manual_seed(world.rank)
+    other = torch.nn.Sequential(torch.nn.Linear(FEATURES, 1))
+    try:
+        shard_model(other, world, precision="fp32", layers=[])
+    except DistributedError as e:
+        return str(e)
+    return "sharded without a word"
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:

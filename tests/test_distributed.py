@@ -204,6 +204,9 @@ def test_two_ranks_skipping_sync_and_clipping_match_one_process_on_the_global_ba
     assert (double["rank_sum"], double["any_rank_last"], double["broadcast"]) == (3, True, {"from": 0, "path": "ck/é"})
     # FSDP's skipped sync: nothing reduce-scattered into the sharded .grad until the window's last micro-step
     assert all(all(hidden) for hidden in double["unsynced_grads_hidden"]) == (strategy == "fsdp")
+    if strategy == "fsdp":  # fully_shard keeps each rank's own slice: differing weights are refused, not mixed
+        assert double["other_weights"] == ("rank 1 built other initial weights than rank 0; every node needs the "
+                                           "same model files at model.name and the same codex")
     # the streaming writer gathered every shard into one file, and cutting it again gives each rank its shard
     assert single["reloaded_shards_equal"] and double["reloaded_shards_equal"]
     streamed = {name: t.flatten().tolist() for name, t in load_file(str(tmp_path / "two.safetensors")).items()}
