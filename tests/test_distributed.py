@@ -113,6 +113,17 @@ def test_fsdp_on_the_cpu_fixes_glibc_mmap_threshold_unless_the_user_did(monkeypa
     assert calls == ([] if user_setting else [(-3, 1 << 20)])  # M_MMAP_THRESHOLD, 1 MiB
 
 
+def test_bf16_under_fsdp_is_fsdps_mixed_precision_on_cuda_and_autocast_on_the_cpu() -> None:
+    import torch
+
+    from codex_cli.distributed.fsdp import mixed_precision
+
+    policy = mixed_precision("bf16", "cuda")
+    assert (policy.param_dtype, policy.reduce_dtype) == (torch.bfloat16, torch.float32)
+    assert mixed_precision("fp32", "cuda").param_dtype is None
+    assert mixed_precision("bf16", "cpu").param_dtype is None  # train_step's autocast does bf16 there, as under DDP
+
+
 def test_world_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
