@@ -162,10 +162,12 @@ def _load_tokenizer(cfg: ModelConfig, path: Path | str) -> tuple[Any, list[str]]
     return tokenizer, notes
 
 
-def load_model(cfg: ModelConfig, lora: LoraConfig, *, gradient_checkpointing: bool = False) -> LoadedModel:
+def load_model(cfg: ModelConfig, lora: LoraConfig, *, gradient_checkpointing: bool = False,
+               to_device: bool = True) -> LoadedModel:
     """Load model and tokenizer with ``from_pretrained``, move to the device, wrap with LoRA if enabled.
 
-    Seed torch before calling: LoRA weights are initialised from torch's RNG.
+    Seed torch before calling: LoRA weights are initialised from torch's RNG. ``to_device=False`` leaves
+    the weights on the CPU (FSDP moves each shard to the device as it shards the model).
     """
     path = resolve_model_path(cfg)
     tokenizer, notes = _load_tokenizer(cfg, path)
@@ -175,7 +177,8 @@ def load_model(cfg: ModelConfig, lora: LoraConfig, *, gradient_checkpointing: bo
         _enable_checkpointing(model, cfg.name)
     if lora.enabled:
         model = _apply_lora(model, lora)
-    model.to(device)
+    if to_device:
+        model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return LoadedModel(model=model, tokenizer=tokenizer, name=cfg.name, path=str(path),
@@ -258,6 +261,42 @@ def default_target_modules(model: Any) -> list[str]:
         raise ModelError(f"cannot find LoRA target layers in a '{kind}' model; set lora.target_modules "
                          "to the names of its linear layers")
     return sorted(names)
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The transformer blocks: the outermost modules of the classes transformers names in ``_no_split_modules``.
+
+    transformers declares there the block that must stay whole on one device (accelerate wraps the
+    same classes for FSDP); FSDP shards the model one block at a time. A PeftModel is searched too.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    classes = set(getattr(base, "_no_split_modules", None) or ())
+    layers: list[Any] = []
+    inside: list[str] = []
+    for qualified, module in model.named_modules():
+        if type(module).__name__ in classes and not any(qualified.startswith(f"{outer}.") for outer in inside):
+            layers.append(module)
+            inside.append(qualified)
+    if not layers:
+        kind = getattr(getattr(base, "config", None), "model_type", type(base).__name__)
+        raise ModelError(f"train.strategy=fsdp cannot shard a '{kind}' model: transformers names no decoder layer "
+                         "class for it (_no_split_modules); train it with train.strategy=ddp")
+    return layers
+
+
+def meta_model(cfg: ModelConfig) -> Any:
+    """The model built from its config.json on the meta device: its architecture without weights or memory."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = resolve_model_path(cfg)
+    try:
+        config = AutoConfig.from_pretrained(path, **_load_kwargs(cfg, path))
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelError(f"cannot read the config of model '{cfg.name}' from {path} ({first_line(e)}); check that "
+                         "it is a causal language model saved with save_pretrained") from e
 
 
 def base_identity(cfg: ModelConfig) -> dict[str, str]:

@@ -19,6 +19,7 @@ from codex_cli.model import (
     BUILTIN_DIR,
     BUILTIN_MODEL,
     base_identity,
+    decoder_layers,
     default_target_modules,
     load_model,
     load_tokenizer,
@@ -181,7 +182,14 @@ def _tiny(model_type: str) -> torch.nn.Module:
              "qwen2": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                            intermediate_size=32, vocab_size=64),
              "phi": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                         vocab_size=64)}
+                         vocab_size=64),
+             "mistral": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                             intermediate_size=32, vocab_size=64),
+             "gemma": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                           intermediate_size=32, vocab_size=64, head_dim=8),
+             "falcon": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, vocab_size=64),
+             "opt": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32, vocab_size=64,
+                         word_embed_proj_dim=16)}
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **sizes[model_type]))
 
 
@@ -196,6 +204,39 @@ def _tiny(model_type: str) -> torch.nn.Module:
 )
 def test_default_targets_for_common_architectures(model_type: str, targets: list[str]) -> None:
     assert default_target_modules(_tiny(model_type)) == targets
+
+
+@pytest.mark.parametrize(
+    ("model_type", "layer"),
+    [
+        pytest.param("gpt2", "GPT2Block", id="gpt2"),
+        pytest.param("gpt_neox", "GPTNeoXLayer", id="gpt-neox"),
+        pytest.param("qwen2", "Qwen2DecoderLayer", id="qwen2"),
+        pytest.param("phi", "PhiDecoderLayer", id="phi"),
+        pytest.param("mistral", "MistralDecoderLayer", id="mistral"),
+        pytest.param("gemma", "GemmaDecoderLayer", id="gemma"),
+        pytest.param("falcon", "FalconDecoderLayer", id="falcon"),
+        pytest.param("opt", "OPTDecoderLayer", id="opt"),
+    ],
+)
+def test_decoder_layers_for_common_architectures(model_type: str, layer: str) -> None:
+    assert [type(module).__name__ for module in decoder_layers(_tiny(model_type))] == [layer]
+
+
+def test_decoder_layers_are_found_inside_a_lora_model(tiny_model_dir: Path) -> None:
+    loaded = load_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(enabled=True, r=4))
+    layers = decoder_layers(loaded.model)
+    assert layers == list(loaded.model.get_base_model().model.layers)  # the two blocks, not their sub-modules
+
+
+def test_a_family_without_decoder_layers_cannot_be_sharded() -> None:
+    from transformers import OpenAIGPTConfig, OpenAIGPTLMHeadModel
+
+    model = OpenAIGPTLMHeadModel(OpenAIGPTConfig(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    with pytest.raises(ModelError) as info:
+        decoder_layers(model)
+    assert str(info.value) == ("train.strategy=fsdp cannot shard a 'openai-gpt' model: transformers names no decoder "
+                               "layer class for it (_no_split_modules); train it with train.strategy=ddp")
 
 
 def test_base_identity_hashes_the_model_config(tiny_model_dir: Path) -> None:

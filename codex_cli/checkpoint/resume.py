@@ -35,7 +35,8 @@ STATE_FORMAT = 1
 # Config keys that may change between a run and its resume without changing what the run means.
 RESUMABLE_CHANGES = (
     "threads", "train.epochs", "train.max_steps", "train.log_every", "train.gradient_checkpointing", "train.nproc",
-    "checkpoint.", "serve.", "track.", "model.local_files_only", "model.allow_download", "data.cache_dir",
+    "train.strategy", "checkpoint.", "serve.", "track.", "model.local_files_only", "model.allow_download",
+    "data.cache_dir",
 )
 # On another number of processes these may change, as long as processes x batch_size x grad_accum does not.
 PER_STEP_KEYS = ("train.batch_size", "train.grad_accum")
@@ -149,7 +150,7 @@ def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state
     from codex_cli.checkpoint.tensorfile import save_tensors
 
     (Path(directory) / TRAINER_STATE_DIR).mkdir(parents=True, exist_ok=True)
-    opt_tensors, opt_json = _split_optimizer(optimizer.state_dict())
+    opt_tensors, opt_json = split_optimizer_state(optimizer.state_dict())
     rng_tensors, rng_json = capture_rng()
     save_tensors(Path(directory) / OPTIMIZER_FILE, opt_tensors)
     save_tensors(Path(directory) / RNG_FILE, rng_tensors)
@@ -161,17 +162,20 @@ def load_weights(model: Any, checkpoint: Path, kind: str) -> None:
     """Load the trained weights of ``checkpoint`` into ``model`` (a PeftModel for "lora", else a full model)."""
     from safetensors.torch import load_file
 
+    from codex_cli.checkpoint.sharded import shard_weights  # under FSDP each rank keeps its shard of each tensor
+
     if kind == "lora":
         from peft import set_peft_model_state_dict
 
-        result = set_peft_model_state_dict(model, load_file(str(checkpoint / ADAPTER_WEIGHTS)))
+        adapter = shard_weights(model, load_file(str(checkpoint / ADAPTER_WEIGHTS)), adapter=True)
+        result = set_peft_model_state_dict(model, adapter)
         unexpected = list(getattr(result, "unexpected_keys", []) or [])
         if unexpected:
             raise CheckpointError(f"adapter in '{checkpoint}' has weights this model lacks ({unexpected[0]}, ...); "
                                   "resume with the checkpoint's lora settings")
         return
     weights = load_file(str(checkpoint / MODEL_WEIGHTS))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing, unexpected = model.load_state_dict(shard_weights(model, dict(weights), adapter=False), strict=False)
     untied = [key for key in missing if not _is_tied(model, key, weights)]
     if unexpected or untied:
         bad = (unexpected or untied)[0]
@@ -211,7 +215,8 @@ def restore_rng(tensors: dict[str, Any], doc: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def _split_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An optimizer state_dict as the tensors of optimizer.safetensors and the JSON of trainer_state.json."""
     import torch
 
     tensors: dict[str, torch.Tensor] = {}
@@ -242,5 +247,4 @@ def _is_tied(model: Any, key: str, loaded: dict[str, Any]) -> bool:
     params = dict(model.named_parameters(remove_duplicate=False))
     if key not in params:
         return False
-    ptr = params[key].data_ptr()
-    return any(name in loaded and p.data_ptr() == ptr for name, p in params.items() if name != key)
+    return any(name in loaded and p is params[key] for name, p in params.items() if name != key)

@@ -79,7 +79,7 @@ def save_checkpoint(
     """
     ckpt_dir = Path(ckpt_dir)
     final = ckpt_dir / name
-    if final.is_dir() and read_latest(ckpt_dir) == name:
+    if is_written(ckpt_dir, name):
         return final  # the same name means the same step and reason: nothing new to write
     step = state.global_step
     _remove_dead_writes(ckpt_dir)
@@ -107,6 +107,11 @@ def save_checkpoint(
     if keep_last is not None:
         apply_retention(ckpt_dir, keep_last=keep_last, keep_best=keep_best)
     return final
+
+
+def is_written(ckpt_dir: Path, name: str) -> bool:
+    """True when checkpoint ``name`` is complete and latest.json names it: saving it again writes nothing."""
+    return (Path(ckpt_dir) / name).is_dir() and read_latest(Path(ckpt_dir)) == name
 
 
 def write_latest(ckpt_dir: Path, name: str, *, global_step: int, epoch: int) -> None:

@@ -13,6 +13,7 @@ from codex_cli.errors import UsageError
 from codex_cli.launch import INTERRUPTED_EXIT
 
 if TYPE_CHECKING:
+    from codex_cli.config import CodexConfig
     from codex_cli.training import TrainResult
 
 
@@ -43,8 +44,8 @@ def train(
     ] = False,
     nproc: Annotated[
         Optional[int],
-        typer.Option(help="Train on N processes of this machine with torch.distributed (DDP), "
-                     "through torchrun's agent (train.nproc)."),
+        typer.Option(help="Train on N processes of this machine with torch.distributed (train.strategy: ddp "
+                     "or fsdp), through torchrun's agent (train.nproc)."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -60,7 +61,7 @@ def train(
         from codex_cli.tracking import require_installed
 
         require_installed(cfg.track)  # one line now rather than one from rank 0 and one from the launcher
-        _launch(cfg.train.nproc, cfg.train.strategy, cfg.threads)
+        _launch(cfg)
         return
     from codex_cli.training import train as run_training
     from codex_cli.training.progress import QuietReporter, RichReporter
@@ -85,17 +86,17 @@ def _report(result: TrainResult, quiet: bool) -> None:
         typer.echo(f"codex: interrupted; saved {result.checkpoint}, continue with 'codex train --resume'", err=True)
 
 
-def _launch(nproc: int, strategy: str, threads: int) -> None:
-    """Run this very command line on ``nproc`` ranks under torchrun's agent (codex_cli.launch)."""
+def _launch(cfg: CodexConfig) -> None:
+    """Run this very command line on ``train.nproc`` ranks under torchrun's agent (codex_cli.launch)."""
     from codex_cli.distributed import check_strategy
     from codex_cli.launch import launch_local
 
-    check_strategy(strategy)
+    check_strategy(cfg.train.strategy, cfg.model, full=not cfg.lora.enabled)  # before any process starts
     prog = Path(sys.argv[0])
     if prog.stem != "codex" and prog.parts[-2:] != ("codex_cli", "__main__.py"):  # e.g. called in-process by a test
         raise UsageError("--nproc relaunches codex's own command line; run 'codex train --nproc N' from a shell, "
                          "or torchrun --nproc-per-node N -m codex_cli train")
-    code = launch_local(nproc, sys.argv[1:], threads=threads)
+    code = launch_local(cfg.train.nproc, sys.argv[1:], threads=cfg.threads)
     if code:
         raise typer.Exit(code)
 

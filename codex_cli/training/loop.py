@@ -80,11 +80,11 @@ def train(
 
     ``run_config`` is the resolved config with secrets redacted: it is stored in every checkpoint and
     compared on resume. SIGINT/SIGTERM stop at the next step boundary with an ``interrupt`` checkpoint.
-    Started by torchrun, each process trains as one rank of a DDP run (docs/distributed.md). With tracking
-    on (``track_cfg``, $CODEX_MLFLOW) rank 0 also logs the run to MLflow (codex_cli.tracking).
+    Started by torchrun, each process trains as one rank of a DDP or FSDP run (docs/distributed.md). With
+    tracking on (``track_cfg``, $CODEX_MLFLOW) rank 0 also logs the run to MLflow (codex_cli.tracking).
     """
     threads_used = configure_threads(threads)
-    distributed.check_strategy(train_cfg.strategy)
+    distributed.check_strategy(train_cfg.strategy, model_cfg, full=not lora_cfg.enabled)
     world = distributed.init_distributed(model_cfg.device)
     reporter = (reporter or QuietReporter()) if world.is_main else QuietReporter()  # rank 0 alone shows progress
     seed_everything(seed)
@@ -92,7 +92,9 @@ def train(
     checkpoint = _checkpoint_to_resume(Path(ckpt_cfg.dir), resume_path) if resuming else None
     notes = check_fresh_dir(Path(ckpt_cfg.dir)) if world.is_main and not resuming else []
     tracker = open_tracker(track_cfg or TrackConfig(), writer=world.is_main)  # MLflow missing: stop before any work
-    loaded = load_model(model_cfg, lora_cfg, gradient_checkpointing=train_cfg.gradient_checkpointing)
+    sharding = train_cfg.strategy == "fsdp" and world.enabled  # FSDP moves each shard to the device itself
+    loaded = load_model(model_cfg, lora_cfg, gradient_checkpointing=train_cfg.gradient_checkpointing,
+                        to_device=not sharding)
     with distributed.main_process_first():  # rank 0 tokenizes and fills the cache, the others then read it
         data = load_datasets(data_cfg, loaded.tokenizer, seed=seed, mask=mask)
     if not data.train:
@@ -101,11 +103,12 @@ def train(
                      grad_accum=train_cfg.grad_accum, epochs=train_cfg.epochs, max_steps=train_cfg.max_steps,
                      lr=train_cfg.lr, schedule=train_cfg.scheduler, warmup_steps=train_cfg.warmup_steps,
                      warmup_ratio=train_cfg.warmup_ratio)
+    step_model = distributed.wrap_model(loaded.model, world, strategy=train_cfg.strategy, precision=train_cfg.precision)
+    # The optimizer comes after wrapping: FSDP replaces every parameter by its shard.
     run = Run(loaded, data, build_optimizer(loaded.model, train_cfg), plan, train_cfg, ckpt_cfg, seed,
-              base_identity(model_cfg), run_config, reporter, world, tracker=tracker)
+              base_identity(model_cfg), run_config, reporter, world, tracker=tracker, step_model=step_model)
     notes += restore(run, checkpoint) if checkpoint is not None else []
     notes += _start_tracking(run)
-    run.step_model = distributed.wrap_model(loaded.model, world, run.device)
     distributed.seed_rank(seed, world, run.state.global_step)  # dropout: ranks > 0 get their own streams
     _introduce(run, threads_used, [*loaded.notes, *notes])
     if not resuming:

@@ -19,7 +19,9 @@ from codex_cli.checkpoint.resume import (
     load_weights,
     restore_rng,
 )
-from codex_cli.distributed import World
+from codex_cli.checkpoint.sharded import GatheredModel, GatheredOptimizer, follow_save, shard_optimizer_state
+from codex_cli.distributed import World, broadcast_json
+from codex_cli.distributed.fsdp import is_sharded
 from codex_cli.errors import CheckpointError
 from codex_cli.tracking import Tracker
 from codex_cli.training.progress import QuietReporter
@@ -104,7 +106,7 @@ def restore(run: Run, checkpoint: Path) -> list[str]:
         )
     notes = _adopt(run.ckpt_dir, checkpoint, restored.state) if run.world.is_main else []  # rank 0 writes
     load_weights(run.loaded.model, checkpoint, metadata["kind"])
-    run.optimizer.load_state_dict(restored.optimizer)
+    run.optimizer.load_state_dict(shard_optimizer_state(run.optimizer, restored.optimizer))  # FSDP: this rank's shard
     run.state = restored.state
     run.resumed_from = checkpoint
     run.last_checkpoint = checkpoint
@@ -140,19 +142,26 @@ def _adopt(ckpt_dir: Path, checkpoint: Path, state: TrainState) -> list[str]:
 def save(run: Run, reason: str, *, eval_loss: Optional[float] = None) -> Optional[Path]:
     """Checkpoint the run now (``reason``: epoch, steps or interrupt) through the checkpoint store.
 
-    Under DDP only rank 0 writes (the unwrapped model: every rank holds the same weights); the others
-    return None at once and wait for it in their next collective.
+    Only rank 0 writes. Under DDP it writes the unwrapped model (every rank holds the same weights) and
+    the others return None at once and wait for it in their next collective. Under FSDP every rank takes
+    part in gathering the full state from the shards, one tensor at a time as rank 0 writes it.
     """
+    state = run.state
+    name = {"epoch": f"epoch-{state.epoch:04d}", "steps": f"step-{state.global_step:08d}",
+            "interrupt": f"interrupt-{state.global_step:08d}"}[reason]
+    model, optimizer = run.loaded.model, run.optimizer
+    # FSDP: all ranks gather the full state, one tensor at a time as rank 0 writes it (unless rank 0 has it already).
+    if is_sharded(model) and not broadcast_json(run.world.is_main and store.is_written(run.ckpt_dir, name)):
+        model, optimizer = GatheredModel(model, lora=run.loaded.kind == "lora"), GatheredOptimizer(model, optimizer)
+        if not run.world.is_main:
+            follow_save(model, optimizer)
     if not run.world.is_main:
         return None
-    state = run.state
     state.world_size = run.world.world_size
     state.schedule = run.plan.to_dict()
     state.data = run.data_fingerprint()
-    name = {"epoch": f"epoch-{state.epoch:04d}", "steps": f"step-{state.global_step:08d}",
-            "interrupt": f"interrupt-{state.global_step:08d}"}[reason]
-    path = store.save_checkpoint(run.ckpt_dir, name, model=run.loaded.model, tokenizer=run.loaded.tokenizer,
-                                 optimizer=run.optimizer, state=state, info=_info(run, reason, eval_loss),
+    path = store.save_checkpoint(run.ckpt_dir, name, model=model, tokenizer=run.loaded.tokenizer,
+                                 optimizer=optimizer, state=state, info=_info(run, reason, eval_loss),
                                  keep_last=run.ckpt_cfg.keep_last, keep_best=run.ckpt_cfg.keep_best)
     run.written.append(name)
     run.last_checkpoint = path

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from codex_cli.data import IGNORE_INDEX, count_tokens
-from codex_cli.distributed import all_reduce_sum, all_reduce_sums, no_sync
+from codex_cli.distributed import all_reduce_sum, all_reduce_sums, clip_grad_norm, in_lockstep, no_sync
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def train_step(
     grad_norm = None
     if grad_clip is not None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
+        grad_norm = clip_grad_norm(params, grad_clip)  # under FSDP, of the gradient shards of every rank
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     inputs = sum(int(b["attention_mask"].sum()) for b, real in zip(window, counted) if real)
@@ -96,9 +96,19 @@ def evaluate(
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for batch in batches:
+    for batch in in_lockstep(model, batches):  # FSDP: None = a stand-in forward while other ranks still score
+        if batch is None:
+            loss_sum(model, _stand_in(model), precision)
+            continue
         total += float(loss_sum(model, batch, precision))
         count += count_tokens(batch)
     model.train(was_training)
     total, count = all_reduce_sums(total, count)  # under DDP each rank scored its shard of the eval set
     return total / count if count else None
+
+
+def _stand_in(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A one-token batch whose loss is never counted: it only keeps this rank's forwards in step."""
+    token = torch.zeros((1, 1), dtype=torch.long, device=next(model.parameters()).device)
+    labels = torch.full_like(token, IGNORE_INDEX)
+    return {"input_ids": token, "attention_mask": torch.ones_like(token), "labels": labels}

@@ -1,4 +1,4 @@
-"""The torch.distributed runtime of ``codex train``: process group, DDP wrapping and rank agreement.
+"""The torch.distributed runtime of ``codex train``: who each process is, its process group, and rank agreement.
 
 One process per rank, started by torchrun (``torchrun --nproc_per_node N -m codex_cli train``) or by
 ``codex train --nproc N`` (see :mod:`codex_cli.launch`). torchrun tells each process who it is through
@@ -17,16 +17,14 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ContextManager, Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
 from codex_cli.errors import DistributedError, UsageError
 
 DEFAULT_TIMEOUT_S = 1800.0  # as HF Trainer's ddp_timeout: long enough for rank 0 to write a big checkpoint
-STRATEGIES = ("ddp",)
 # Test-only fault injection: "RANK:STEP" makes that rank exit abruptly (os._exit) at that optimizer step.
 FAULT_ENV = "CODEX_TEST_EXIT_AT"
 FAULT_EXIT_CODE = 17
@@ -73,13 +71,6 @@ def detect_world() -> World:
     if not 0 <= world.rank < world.world_size:
         raise UsageError(f"RANK={world.rank} is outside WORLD_SIZE={world.world_size}; launch codex with torchrun")
     return world
-
-
-def check_strategy(strategy: str) -> None:
-    """Refuse a ``train.strategy`` this codex cannot run, before any process starts."""
-    if strategy not in STRATEGIES:
-        raise UsageError(f"train.strategy '{strategy}' is not supported yet; use train.strategy=ddp "
-                         "(docs/distributed.md lists the supported strategies)")
 
 
 def backend_for(device: str) -> Literal["nccl", "gloo"]:
@@ -136,7 +127,7 @@ def broadcast_json(value: Any, src: int = 0) -> Any:
     """Rank ``src``'s JSON-serialisable ``value`` on every rank (sent as UTF-8 JSON bytes, never pickled)."""
     if not dist.is_initialized():
         return value
-    device = _collective_device()
+    device = collective_device()
     payload = json.dumps(value).encode("utf-8") if dist.get_rank() == src else b""
     size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
     dist.broadcast(size, src=src)
@@ -167,7 +158,7 @@ def all_reduce_sums(*values: float) -> tuple[float, ...]:
     """Each value summed over all ranks in one all-reduce, in float64 (ints stay ints, exact up to 2**53)."""
     if not dist.is_initialized():
         return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+    tensor = torch.tensor(values, dtype=torch.float64, device=collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tuple(int(total) if isinstance(value, int) else total for value, total in zip(values, tensor.tolist()))
 
@@ -176,7 +167,7 @@ def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is True on at least one (stop requests, early stop)."""
     if not dist.is_initialized():
         return flag
-    tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_collective_device())
+    tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return bool(tensor.item())
 
@@ -191,26 +182,8 @@ def agree_to_stop(requested: bool, step: int) -> bool:
     return any_rank(requested)
 
 
-def wrap_model(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
-    """``model`` wrapped in DDP across the run's ranks (unchanged for one process).
-
-    DDP broadcasts rank 0's parameters and buffers when it wraps, so every rank starts from the same
-    weights even where initialisation drew random numbers (LoRA's A matrices).
-    """
-    if not world.enabled:
-        return model
-    device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
-
-
-def no_sync(model: torch.nn.Module, skip_sync: bool) -> ContextManager[Any]:
-    """Keep gradients local for a non-final accumulation micro-step (DDP syncs them on the final one)."""
-    if skip_sync and isinstance(model, DistributedDataParallel):
-        return model.no_sync()
-    return contextlib.nullcontext()
-
-
-def _collective_device() -> torch.device:
+def collective_device() -> torch.device:
+    """Where tensors for a collective live: the rank's GPU under nccl, else the CPU."""
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
