@@ -160,6 +160,16 @@ def test_chunking_never_changes_the_output(data: bytes, cuts: list[int]) -> None
 
 
 @PROPERTY
+@given(ANCHOR_SOUP)
+def test_one_byte_at_a_time_gives_the_same_output(data: bytes) -> None:
+    """As a server streams tokens: the pure-Python finder holds back only what the bytes at the end could still
+    become, and must never have let out a byte that the whole input masks."""
+    masker = ByteMasker(finder=PY)
+    out = b"".join(masker.feed(data[i:i + 1]) for i in range(len(data))) + masker.flush()
+    assert out == masked_with(data, PY)
+
+
+@PROPERTY
 @given(st.lists(st.tuples(FILLER, SEPARATORS, SECRETS, SEPARATORS), min_size=1, max_size=6), FILLER,
        st.lists(st.integers(min_value=0), max_size=6))
 def test_generated_secrets_never_survive(parts: list, tail: str, cuts: list[int]) -> None:

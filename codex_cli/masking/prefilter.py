@@ -35,6 +35,9 @@ class Finder:
     name: str
     find: Callable[[bytes, int], list[tuple[int, int]]]
     tail: int
+    # How many bytes at the end of this buffer may still become part of a secret (at most ``tail``), where the
+    # finder can tell from the bytes themselves; None: always ``tail``.
+    hold: Optional[Callable[[bytes], int]] = None
 
 
 def python_finder(eng: Optional[Engine] = None) -> Finder:
@@ -76,7 +79,48 @@ def python_finder(eng: Optional[Engine] = None) -> Finder:
     # A secret starts at most max(offsets) before its anchor, and an anchor not yet complete at the end
     # starts at most len(literal) - 1 before it (a probe's match ends at its anchor: it adds nothing here).
     tail = max(len(a.literal) + max(a.offsets) for a in eng.anchors) - 1
-    return Finder("python", find, tail)
+    return Finder("python", find, tail, _holder(eng))
+
+
+_SPACE = frozenset(b" \t\r\n\f\v")
+
+
+def _holder(eng: Engine) -> Callable[[bytes], int]:
+    """How much of a buffer's end a stream must hold back, read from the bytes: an anchor's beginning at the very
+    end (``…hf_``), with up to max(offsets) bytes before it; and, for an anchor yet to come, up to max(offsets)
+    bytes, no further back than the last whitespace, since every rule's bytes before its anchor are one run of
+    non-space bytes (Mailchimp's 32 hex digits before ``-us``, a Discord bot token's first 26 characters, the
+    ``https://`` before ``hooks.slack.com``). Streamed text that ends in a space or a short word is released
+    almost whole, where a fixed tail would hold back its last 43 bytes."""
+    before = max(max(a.offsets) for a in eng.anchors)
+    partial: dict[bytes, int] = {}  # a proper prefix of an anchor (lower-cased for a caseless one) -> its offset
+    for a in eng.anchors:
+        literal = a.literal.lower() if a.caseless else a.literal
+        for j in range(1, len(literal)):
+            key = (literal[:j], a.caseless)
+            partial[key] = max(partial.get(key, 0), max(a.offsets))
+    longest = max(len(a.literal) for a in eng.anchors) - 1
+
+    def hold(buf: bytes) -> int:
+        n = len(buf)
+
+        def run_before(end: int, most: int) -> int:  # non-space bytes just before ``end``, at most ``most``
+            k = 0
+            while k < most and end - k > 0 and buf[end - 1 - k] not in _SPACE:
+                k += 1
+            return k
+
+        need = run_before(n, before)  # an anchor after the end: its earlier bytes can only be in the last run
+        end = buf[max(0, n - longest):]
+        lowered = end.lower()
+        for j in range(min(longest, n), 0, -1):  # an anchor begun at n - j
+            for piece, caseless in ((end[-j:], False), (lowered[-j:], True)):
+                offset = partial.get((piece, caseless))
+                if offset is not None:
+                    need = max(need, j + run_before(n - j, offset))
+        return need
+
+    return hold
 
 
 def _by_first_byte(eng: Engine) -> dict[tuple[bool, bytes], list[tuple[int, bytes]]]:

@@ -99,7 +99,8 @@ class ByteMasker:
         view = memoryview(buf)
         pieces: list[memoryview | bytes] = []
         out = self._emitted - base
-        stop = len(buf) if final else max(out, len(buf) - self._finder.tail)
+        hold = self._finder.tail if self._finder.hold is None else self._finder.hold(buf)
+        stop = len(buf) if final else max(out, len(buf) - hold)
         if self._custom and not final:
             stop = max(out, min(stop, self._lines_done - base))
         candidates = sorted(self._pending.keys() | self._custom_pending.keys()) if self._custom_pending \
