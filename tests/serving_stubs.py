@@ -64,6 +64,9 @@ class ScriptEngine:
         job.state = _ScriptRow(job, self.pieces)
         return 1 + job.request.max_new_tokens
 
+    def can_join(self, job: Job) -> bool:
+        return True
+
     def join(self, job: Job) -> None:
         self.rows.append(job.state)
 
