@@ -154,7 +154,8 @@ ERRORS = [
     pytest.param(b'{"prompt": "\\ud800"}', 422, "'prompt' is not valid Unicode text (lone surrogate)",
                  id="lone-surrogate"),
     pytest.param(('{"prompt": "x", "' + PROMPT_SECRET + '": 1}').encode(), 422,
-                 "unknown field '[SECRET]'; allowed fields: max_new_tokens, model, prompt, seed, stop, temperature, top_p",
+                 "unknown field '[SECRET]'; allowed fields: max_new_tokens, model, prompt, seed, stop, temperature, "
+                 "top_p",
                  id="unknown-field-masked"),
 ]
 
