@@ -220,6 +220,13 @@ def test_follow_switches_to_each_verified_checkpoint(tiny_model_dir: Path, tmp_p
         assert "".join(e["choices"][0]["text"] for e in [head, *rest]) == first["completion"]  # on the old weights
         second = _infer(client, "run", tokens=40)
         assert second["checkpoint"] == "epoch-0002" and second["completion"] != first["completion"]
+        assert _infer(client, "epoch-0002", tokens=40) == second  # the current checkpoint's name works too
+        if kind == "lora":  # epoch-0001's adapter is released once its request is done; epoch-0002's stays
+            model = app.state.scheduler.engine.model
+            deadline = time.monotonic() + 10
+            while list(model.peft_config) != [app.state.registry.base.adapter]:
+                assert time.monotonic() < deadline, list(model.peft_config)
+                time.sleep(0.01)
 
         corrupt = shutil.copytree(run / "epoch-0002", run / "epoch-0003")
         weights = corrupt / (ADAPTER_WEIGHTS if kind == "lora" else "model.safetensors")

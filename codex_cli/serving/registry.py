@@ -61,11 +61,13 @@ class Registry:
 
     def resolve(self, name: Optional[str]) -> Target:
         """The target for a request's ``model`` (None: the base); 404 listing what is served. Hold ``binding``."""
-        if name is None or name in (self.base.name, self.base.checkpoint):
+        if name is None or name == self.base.name:
             return self.base
         target = self._adapters.get(name)
         if target is not None:
             return target
+        if name == self.base.checkpoint:  # the checkpoint the base name stands for now
+            return self.base
         if not self._adapters:
             raise ApiError(404, f"this server serves model '{self.base.name}' only; set 'model' to it "
                                 "(see GET /v1/models)", "model_not_found")
