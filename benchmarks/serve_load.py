@@ -10,11 +10,19 @@ under the mix / short-only), tokens/s on the mix and the uniform load, time to f
 solo, the server's peak RSS, each with the machine's load average. Targets: slowdown <= 1.0x, mix tokens/s >=
 1.1x the peer's, uniform tokens/s >= the static batcher's, TTFT under load <= 2x solo.
 Phase `mechanism`: the same mix in process, codex's scheduler + engine vs transformers' ContinuousBatchingManager.
-Phase `classic` (issue 6): /infer with batching on/off, echo, in-process generate, server overhead.
+Phase `adapters` (issue 14): 8 random LoRA adapters of codex-tiny (r 8, every linear layer); 16 streaming clients
+(32 tokens each, request i names adapter i mod 8) against `codex serve --adapter ...` with all 8, the same load on a
+server with 1 adapter, and on the bare base, interleaved and repeated. Target: tokens/s with 8 >= 0.8x with 1. Then,
+in process, one 16-row decode step with codex's stacked LoRA vs peft's `adapter_names` mixed batch (8 and 1 adapter).
+Phase `switch` (issue 14): `codex serve --follow` on a LoRA run (`codex train --lora train.max_steps=2`) under 16
+streaming clients, once still and once while --switches new checkpoints appear (complete directories renamed in
+place, then latest.json, as training writes them; copies of the first checkpoint, since verifying, loading and
+switching cost the same whatever the weights). Reported: failed requests (target 0), p99 latency of the requests in
+flight during a switch (latest.json written -> first request answered by the new checkpoint) vs the still run.
 All traffic stays on 127.0.0.1; torch threads are --threads (OMP_NUM_THREADS for the peer).
 
-    python benchmarks/serve_load.py [--phases load,mechanism,classic] [--rounds 3] [--requests 96]
-                                    [--clients 16] [--threads 1] [--static-rev REV] [--peer-venv DIR]
+    python benchmarks/serve_load.py [--phases load,mechanism,adapters,switch,classic] [--rounds 3] [--requests 96]
+                                    [--clients 16] [--threads 1] [--static-rev REV] [--peer-venv DIR] [--switches 4]
 """
 
 from __future__ import annotations

@@ -39,8 +39,22 @@ def lora(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     other = build_tiny_model(root / "other-base", hidden=48)
     paths["stranger"] = make_checkpoint(other, root, "stranger", latest=False)
     paths["full"] = make_checkpoint(tiny_model_dir, root, "full", kind="full", latest=False)
+    paths["dora"] = _peft_adapter(tiny_model_dir, root / "dora", use_dora=True)
     paths["base"] = tiny_model_dir
     return paths
+
+
+def _peft_adapter(base: Path, path: Path, **lora: object) -> Path:
+    """A plain PEFT LoRA directory (save_pretrained, no codex metadata) on ``base``."""
+    from ckpt_fixtures import load_tiny
+    from peft import LoraConfig, get_peft_model
+
+    from codex_cli.model import quiet_peft_deprecation
+
+    with quiet_peft_deprecation():
+        model = get_peft_model(load_tiny(base), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], **lora))
+    model.save_pretrained(path)
+    return path
 
 
 def _settings(base: Path, adapters: list[str], **serve: object) -> ServeSettings:
@@ -117,11 +131,13 @@ def test_adapters_are_added_and_removed_at_runtime(client: TestClient, lora: dic
                  "':' or '-', starting with a letter or digit", id="bad-name"),
     pytest.param({"name": "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8", "path": "PLAIN"}, 422,
                  "that adapter name looks like a secret (an API key or token); choose another", id="secret-name"),
+    pytest.param({"name": "d", "path": "DORA"}, 422, "the adapter uses DoRA, which codex serve cannot batch per "
+                 "request; serve it alone with --checkpoint", id="dora"),
     pytest.param({"name": "x"}, 422, "missing required field 'path'", id="no-path"),
 ])
 def test_adapters_that_cannot_be_served_get_one_sentence(client: TestClient, lora: dict[str, Path], body: dict,
                                                          status: int, message: str) -> None:
-    paths = {"PLAIN": lora["plain"], "STRANGER": lora["stranger"], "FULL": lora["full"]}
+    paths = {"PLAIN": lora["plain"], "STRANGER": lora["stranger"], "FULL": lora["full"], "DORA": lora["dora"]}
     body = {k: str(paths.get(v, v)) for k, v in body.items()}
     r = client.post("/v1/adapters", json=body)
     assert r.status_code == status
@@ -240,3 +256,11 @@ def test_follow_switches_to_each_verified_checkpoint(tiny_model_dir: Path, tmp_p
         assert f"codex: --follow: skipping checkpoint 'epoch-0003': checkpoint '{corrupt}' is corrupt: " \
                f"{weights.name} does not match its SHA256" in caplog.text
         assert "still serving 'epoch-0002'" in caplog.text
+
+        other = "full" if kind == "lora" else "lora"
+        make_checkpoint(tiny_model_dir, run, "epoch-0004", kind=other, seed=4)
+        with caplog.at_level(logging.ERROR, logger="codex.serve"):
+            assert follower.poll() is None
+        assert _infer(client, "run", tokens=40) == second
+        assert f"skipping checkpoint 'epoch-0004': it is a {other} checkpoint, but this server follows a {kind} " \
+               "run; restart codex serve to serve it; still serving 'epoch-0002'" in caplog.text
