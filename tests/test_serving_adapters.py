@@ -173,6 +173,20 @@ def test_a_removed_adapter_finishes_its_running_requests_first(lora: dict[str, P
             time.sleep(0.01)
 
 
+def test_adapters_load_with_the_model_on_the_first_request(lora: dict[str, Path]) -> None:
+    config = _settings(lora["base"], [f"a={lora['a']}"])
+    with TestClient(create_app(replace(config, serve=replace(config.serve, preload=False)))) as client:
+        assert client.get("/readyz").status_code == 503  # nothing loaded yet
+        assert [m["id"] for m in client.get("/v1/models").json()["data"]] == [str(lora["base"]), "a"]
+        assert _infer(client, "a")["checkpoint"] == "a"
+
+
+def test_the_echo_model_takes_no_adapters_at_runtime(lora: dict[str, Path]) -> None:
+    with TestClient(create_app(settings())) as client:
+        r = client.post("/v1/adapters", json={"name": "c", "path": str(lora["plain"])})
+    assert (r.status_code, r.json()["error"]["message"]) == (409, "the echo model takes no adapters")
+
+
 def test_runtime_changes_need_one_worker(lora: dict[str, Path]) -> None:
     with TestClient(create_app(_settings(lora["base"], [], workers=2))) as client:
         r = client.post("/v1/adapters", json={"name": "c", "path": str(lora["plain"])})
