@@ -1,14 +1,15 @@
 """Many LoRA adapters in one batch: every row of a forward pass gets its own adapter (or none).
 
 peft loads, holds and deletes the adapters (``add_adapter``, ``set_peft_model_state_dict``,
-``delete_adapter``). Its own mixed-batch path (``adapter_names=[...]`` on every forward) registers a hook
-on every LoRA layer at every call and runs one sub-batch per distinct adapter; on codex-tiny a 16-row
-decode step over 8 adapters took 24 ms, against 6 ms for one active adapter (benchmarks/serve_load.py
---phases adapters, 1 thread). So here each LoRA linear layer keeps its adapters stacked, Aᵀ as
-[slots, in, r] and (B·scaling)ᵀ as [slots, r, out] with ranks zero-padded and slot 0 all zeros for
-rows on the bare base; peft's own LoRA term is switched off and a forward hook adds ``x @ A[slot]ᵀ @ B[slot]ᵀ`` for all rows at once with two batched matmuls,
-so the cost does not grow with the number of distinct adapters in the batch. The stacks are rebuilt, on
-the worker thread between two steps, whenever an adapter is added or removed.
+``delete_adapter``). Its own mixed-batch path (``adapter_names=[...]`` on every forward) registers a
+hook on every LoRA layer at every call and runs one sub-batch per distinct adapter; on codex-tiny a
+16-row decode step over 8 adapters took 24 ms, against 6 ms for one active adapter
+(benchmarks/serve_load.py --phases adapters, 1 thread). So here each LoRA linear layer keeps its
+adapters stacked, Aᵀ as [slots, in, r] and (B·scaling)ᵀ as [slots, r, out] with ranks zero-padded and
+slot 0 all zeros for rows on the bare base; peft's own LoRA term is switched off and a forward hook adds
+``x @ A[slot]ᵀ @ B[slot]ᵀ`` for all rows at once with two batched matmuls, so the cost does not grow
+with the number of distinct adapters in the batch. The stacks are rebuilt, on the worker thread between
+two steps, whenever an adapter is added or removed.
 
 Supported: plain LoRA on linear layers (peft's ``lora.Linear``). DoRA and other variants, LoRA bias,
 embedding or convolution targets and ``modules_to_save`` are refused when the adapter is added.
