@@ -10,11 +10,19 @@ under the mix / short-only), tokens/s on the mix and the uniform load, time to f
 solo, the server's peak RSS, each with the machine's load average. Targets: slowdown <= 1.0x, mix tokens/s >=
 1.1x the peer's, uniform tokens/s >= the static batcher's, TTFT under load <= 2x solo.
 Phase `mechanism`: the same mix in process, codex's scheduler + engine vs transformers' ContinuousBatchingManager.
-Phase `classic` (issue 6): /infer with batching on/off, echo, in-process generate, server overhead.
+Phase `adapters` (issue 14): 8 random LoRA adapters of codex-tiny (r 8, every linear layer); 16 streaming clients
+(32 tokens each, request i names adapter i mod 8) against `codex serve --adapter ...` with all 8, the same load on a
+server with 1 adapter, and on the bare base, interleaved and repeated. Target: tokens/s with 8 >= 0.8x with 1. Then,
+in process, one 16-row decode step with codex's stacked LoRA vs peft's `adapter_names` mixed batch (8 and 1 adapter).
+Phase `switch` (issue 14): `codex serve --follow` on a LoRA run (`codex train --lora train.max_steps=2`) under 16
+streaming clients, once still and once while --switches new checkpoints appear (complete directories renamed in
+place, then latest.json, as training writes them; copies of the first checkpoint, since verifying, loading and
+switching cost the same whatever the weights). Reported: failed requests (target 0), p99 latency of the requests in
+flight during a switch (latest.json written -> first request answered by the new checkpoint) vs the still run.
 All traffic stays on 127.0.0.1; torch threads are --threads (OMP_NUM_THREADS for the peer).
 
-    python benchmarks/serve_load.py [--phases load,mechanism,classic] [--rounds 3] [--requests 96]
-                                    [--clients 16] [--threads 1] [--static-rev REV] [--peer-venv DIR]
+    python benchmarks/serve_load.py [--phases load,mechanism,adapters,switch,classic] [--rounds 3] [--requests 96]
+                                    [--clients 16] [--threads 1] [--static-rev REV] [--peer-venv DIR] [--switches 4]
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import json
 import os
 import random
@@ -32,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,6 +332,8 @@ class Stream:
     seconds: float = 0.0
     first_text: float = float("nan")
     tokens: int = 0
+    started: float = 0.0  # perf_counter() when it was sent
+    checkpoint: str = ""  # the checkpoint that answered (codex serve only)
 
 
 @dataclass
@@ -357,7 +369,7 @@ class SseClient:
 
     async def stream(self, payload: dict, size: int) -> Stream:
         result = Stream(size)
-        started = time.perf_counter()
+        started = result.started = time.perf_counter()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         body = json.dumps(payload).encode()
@@ -388,6 +400,7 @@ class SseClient:
         if not data or data == "[DONE]":
             return
         obj = json.loads(data)
+        result.checkpoint = obj.get("checkpoint") or result.checkpoint
         text = "".join(c.get("text") or "" for c in obj.get("choices") or [])
         if text and result.first_text != result.first_text:  # still NaN: this is the first text
             result.first_text = time.perf_counter() - started
@@ -407,17 +420,19 @@ def workload(kind: str, count: int, seed: int) -> list[int]:
     return [8 if rng.random() < 0.75 else 128 for _ in range(count)]
 
 
-async def drive_streams(port: int, model: str, sizes: list[int], clients: int,
+async def drive_streams(port: int, model: str | list[str], sizes: list[int], clients: int,
                         extra: dict) -> tuple[list[Stream], float]:
-    """``clients`` keep-alive clients take the requests in order; returns every stream and the wall time."""
+    """``clients`` keep-alive clients take the requests in order (request i names ``model[i % len]`` when a list);
+    returns every stream and the wall time."""
     queue = list(enumerate(sizes))
     results: list[Stream] = []
+    models = [model] if isinstance(model, str) else model
 
     async def client_loop(client: SseClient) -> None:
         while queue:
             i, size = queue.pop(0)
-            payload = {"model": model, "prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": size, "temperature": 0.0,
-                       "stream": True, **extra}
+            payload = {"model": models[i % len(models)], "prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": size,
+                       "temperature": 0.0, "stream": True, **extra}
             results.append(await client.stream(payload, size))
 
     pool = [SseClient(port) for _ in range(clients)]
@@ -619,7 +634,7 @@ def mechanism_phase(args: argparse.Namespace) -> None:
     class NoMetrics:
         def observe_step(self, running: int) -> None: ...
 
-        def observe_job(self, *args: object) -> None: ...
+        def observe_job(self, *args: object, **kwargs: object) -> None: ...
 
     async def codex_run() -> tuple[float, float]:
         engine = TorchEngine(model, tok, "codex-tiny", max_prompt_tokens=1024, mask=MaskConfig())
@@ -702,9 +717,216 @@ async def closed_loop(one: object, sizes: list[int], clients: int) -> tuple[floa
     return tokens / seconds, sorted(short)[len(short) // 2] * 1000
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 14: many LoRA adapters on one base (--adapter), and switching checkpoints under load (--follow).
+# ---------------------------------------------------------------------------------------------------------------
+
+ADAPTERS = 8
+
+
+def make_adapters(root: Path, count: int) -> list[Path]:
+    """``count`` LoRA adapters of codex-tiny (codex's default LoRA: r 8, alpha 16, every linear layer; random B)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from codex_cli.model import BUILTIN_DIR, default_target_modules, quiet_peft_deprecation
+
+    paths = []
+    for i in range(count):
+        torch.manual_seed(i)
+        base = AutoModelForCausalLM.from_pretrained(BUILTIN_DIR)
+        config = LoraConfig(r=8, lora_alpha=16, target_modules=default_target_modules(base), task_type="CAUSAL_LM")
+        with quiet_peft_deprecation():
+            model = get_peft_model(base, config)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.02)
+        model.save_pretrained(root / f"a{i}")
+        paths.append(root / f"a{i}")
+    return paths
+
+
+def adapters_phase(args: argparse.Namespace) -> None:
+    """16 streaming clients spread over 8 adapters vs all on 1 adapter (vs the bare base), interleaved and repeated."""
+    root = Path(tempfile.mkdtemp(prefix="codex-adapters-"))
+    atexit.register(shutil.rmtree, root, True)
+    paths = make_adapters(root, ADAPTERS)
+    serve = [sys.executable, "-m", "codex_cli", "serve", "--model", "codex-tiny", "--preload",
+             f"threads={args.threads}", "serve.max_batch_size=16", "serve.max_queue=1024", "serve.max_new_tokens=256"]
+    usage = {"stream_options": {"include_usage": True}}
+    setups = [
+        (Launch(f"{ADAPTERS} adapters", [*serve, *(a for i, p in enumerate(paths) for a in ("--adapter", f"a{i}={p}"))],
+                "", "/readyz", extra=usage), [f"a{i}" for i in range(ADAPTERS)]),
+        (Launch("1 adapter", [*serve, "--adapter", f"a0={paths[0]}"], "", "/readyz", extra=usage), ["a0"]),
+        (Launch("base, no adapters", serve, "", "/readyz", extra=usage), ["codex-tiny"]),
+    ]
+    sizes = workload("uniform", args.requests, args.seed)
+    results: dict[str, list[float]] = {launch.name: [] for launch, _ in setups}
+    print(f"\nadapters: {args.requests} streaming requests of 32 tokens, {args.clients} clients (request i names "
+          f"model i mod n), greedy, codex-tiny, torch threads={args.threads}")
+    print(f"{'round':<6}{'server':<22}{'reqs':>5}{'err':>4}{'tok/s':>8}{'p50 ms':>9}{'peak RSS MB':>12}  loadavg")
+    for round_ in range(args.rounds):
+        for launch, models in setups[round_ % len(setups):] + setups[:round_ % len(setups)]:
+            proc, port = start(launch)
+            try:
+                asyncio.run(drive_streams(port, models, [8] * len(models), len(models), launch.extra))  # warm-up
+                streams, seconds = asyncio.run(drive_streams(port, models, sizes, args.clients, launch.extra))
+                rss = peak_rss_mb(proc)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+            run = Run(launch.name, "uniform", streams, seconds, loadavg())
+            results[launch.name].append(run.tokens_per_s)
+            print(f"{round_:<6}{launch.name:<22}{len(streams):>5}{run.errors:>4}{run.tokens_per_s:>8.0f}"
+                  f"{run.p50():>9.0f}{rss:>12.0f}  {run.load}", flush=True)
+    med = {name: statistics.median(values) for name, values in results.items()}
+    print(f"\nmedian tokens/s over {args.rounds} round(s): " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()))
+    ratio = med[f"{ADAPTERS} adapters"] / med["1 adapter"]
+    verdict = "PASS" if ratio >= 0.8 else "MISS"
+    print(f"{'tokens/s, 8 adapters / 1 adapter':<52} {ratio:>8.2f}  target >= 0.8x     {verdict}")
+    print(f"{'tokens/s, 1 adapter / base (reference)':<52} {med['1 adapter'] / med['base, no adapters']:>8.2f}")
+    adapter_steps(paths, args)
+
+
+def adapter_steps(paths: list[Path], args: argparse.Namespace) -> None:
+    """In process: one 16-row decode step over 8 adapters vs 1, codex's stacked LoRA vs peft's adapter_names."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from codex_cli.model import BUILTIN_DIR, quiet_peft_deprecation
+    from codex_cli.runtime import configure_threads
+    from codex_cli.serving.generation.lora import RowLora, attach, read_adapter
+
+    configure_threads(args.threads)
+    rows, width, steps = 16, 64, 32
+    ids = torch.randint(5, 4000, (rows, width), generator=torch.Generator().manual_seed(0))
+
+    def step_ms(model: object, kwargs: dict, context: object) -> float:
+        cache, mask = DynamicCache(), torch.ones(rows, width, dtype=torch.long)
+        with torch.inference_mode(), context:
+            model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=True, logits_to_keep=1, **kwargs)
+            started = time.perf_counter()
+            for i in range(steps):
+                mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+                model(input_ids=ids[:, :1], attention_mask=mask, position_ids=torch.full((rows, 1), width + i),
+                      cache=cache, use_cache=True, logits_to_keep=1, **kwargs)
+        return (time.perf_counter() - started) / steps * 1000
+
+    with quiet_peft_deprecation():
+        peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BUILTIN_DIR), str(paths[0]),
+                                               adapter_name="a0").eval()
+    for i, path in enumerate(paths[1:], start=1):
+        peft_model.load_adapter(str(path), adapter_name=f"a{i}")
+    codex_model = AutoModelForCausalLM.from_pretrained(BUILTIN_DIR).eval()
+    for i, path in enumerate(paths):
+        codex_model = attach(codex_model, f"a{i}", read_adapter(str(path), "cpu"))
+    lora = RowLora(codex_model)
+    spread, single = [f"a{i % ADAPTERS}" for i in range(rows)], ["a0"] * rows
+    cases = [("codex stacked LoRA, 8 adapters", codex_model, {}, lambda: lora.rows(spread, "cpu")),
+             ("codex stacked LoRA, 1 adapter", codex_model, {}, lambda: lora.rows(single, "cpu")),
+             ("peft adapter_names, 8 adapters", peft_model, {"adapter_names": spread}, contextlib.nullcontext),
+             ("peft adapter_names, 1 adapter", peft_model, {"adapter_names": single}, contextlib.nullcontext),
+             ("peft, 1 active adapter (no mixing)", peft_model, {}, contextlib.nullcontext)]
+    times: dict[str, list[float]] = {name: [] for name, *_ in cases}
+    for _ in range(args.rounds):
+        for name, model, kwargs, context in cases:
+            times[name].append(step_ms(model, kwargs, context()))
+    print(f"\nin process: one decode step, {rows} rows, {width}-token context, median of {args.rounds} x {steps} "
+          f"steps, torch threads={args.threads}, loadavg {loadavg()}")
+    for name, values in times.items():
+        print(f"{name:<44}{statistics.median(values):>8.2f} ms/step")
+
+
+def switch_phase(args: argparse.Namespace) -> None:
+    """`codex serve --follow` under 16 streaming clients while new checkpoints appear: failures and p99 latency."""
+    root = Path(tempfile.mkdtemp(prefix="codex-follow-"))
+    atexit.register(shutil.rmtree, root, True)
+    run = root / "run"
+    subprocess.run([sys.executable, "-m", "codex_cli", "train", "--lora", "--epochs", "1", "--quiet",
+                    f"threads={args.threads}", "train.max_steps=2", f"checkpoint.dir={run}"], check=True,
+                   stdout=subprocess.DEVNULL)
+    first = json.loads((run / "latest.json").read_text())["checkpoint"]
+    launch = Launch("codex serve --follow", [sys.executable, "-m", "codex_cli", "serve", "--follow", str(run),
+                                             "--preload", f"threads={args.threads}", "serve.follow_interval_s=0.2",
+                                             "serve.max_batch_size=16", "serve.max_queue=1024"],
+                    run.name, "/readyz", extra={"stream_options": {"include_usage": True}})
+    sizes = workload("uniform", args.requests * 4, args.seed)  # long enough for every switch to land mid-run
+    print(f"\nswitch: codex serve --follow, {args.clients} streaming clients, {len(sizes)} requests of 32 tokens, "
+          f"{args.switches} new checkpoints (LoRA, codex-tiny) per round, torch threads={args.threads}")
+    print(f"{'round':<6}{'run':<16}{'reqs':>5}{'err':>4}{'tok/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'in switch':>10}"
+          f"{'p99 in switch':>14}{'switch s':>9}  loadavg")
+    summary = []
+    for round_ in range(args.rounds):
+        proc, port = start(launch)
+        try:
+            asyncio.run(drive_streams(port, run.name, [8] * 4, 4, launch.extra))  # warm-up
+            still, seconds = asyncio.run(drive_streams(port, run.name, sizes, args.clients, launch.extra))
+            written: list[tuple[str, float]] = []
+            switcher = threading.Thread(target=_write_checkpoints, args=(run, first, round_, args.switches, written))
+            switcher.start()
+            moving, moving_s = asyncio.run(drive_streams(port, run.name, sizes, args.clients, launch.extra))
+            switcher.join()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        windows = _switch_windows(written, moving)
+        during = [s for s in moving if any(s.started < end and s.started + s.seconds > start for start, end in windows)]
+        p99 = _pct([s.seconds for s in still], 0.99)
+        p99_switch = _pct([s.seconds for s in during], 0.99)
+        took = statistics.median(end - start for start, end in windows) if windows else float("nan")
+        for name, streams, secs, extra in (("no switch", still, seconds, ""),
+                                           (f"{len(windows)} switches", moving, moving_s,
+                                            f"{len(during):>10}{p99_switch:>14.0f}{took:>9.2f}")):
+            r = Run(launch.name, name, streams, secs, loadavg())
+            print(f"{round_:<6}{name:<16}{len(streams):>5}{r.errors:>4}{r.tokens_per_s:>8.0f}{r.p50():>8.0f}"
+                  f"{_pct([s.seconds for s in streams], 0.99):>8.0f}{extra if extra else '':>33}  {r.load}", flush=True)
+        summary.append((sum(s.status != 200 for s in moving), len(windows), p99, p99_switch))
+    failed = sum(f for f, *_ in summary)
+    print(f"\nfailed requests while switching: {failed} (target 0: {'PASS' if failed == 0 else 'MISS'}); switches seen "
+          f"{sum(n for _, n, *_ in summary)} of {args.switches * args.rounds}; p99 latency in a switch "
+          f"{statistics.median(p for *_, p in summary):.0f} ms vs {statistics.median(p for _, _, p, _ in summary):.0f} "
+          "ms without (medians over rounds)")
+
+
+def _write_checkpoints(run: Path, first: str, round_: int, count: int, written: list[tuple[str, float]]) -> None:
+    """New checkpoints as a training run writes them: a complete directory renamed in place, then latest.json.
+
+    Each is a copy of the first under a new name: verifying, loading and switching cost the same whatever the weights.
+    """
+    for k in range(count):
+        time.sleep(0.5)
+        name = f"switch-{round_}-{k}"
+        shutil.copytree(run / first, run / f".tmp-{name}")
+        os.rename(run / f".tmp-{name}", run / name)
+        latest = run / ".latest.json.tmp"
+        latest.write_text(json.dumps({"checkpoint": name, "global_step": k, "epoch": 1, "updated_at": "now"}))
+        os.replace(latest, run / "latest.json")
+        written.append((name, time.perf_counter()))
+
+
+def _switch_windows(written: list[tuple[str, float]], streams: list[Stream]) -> list[tuple[float, float]]:
+    """(latest.json written, first request answered by that checkpoint was sent) for every switch that took effect."""
+    windows = []
+    for name, at in written:
+        starts = [s.started for s in streams if s.checkpoint == name]
+        if starts:
+            windows.append((at, min(starts)))
+    return windows
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phases", default="load,mechanism", help="comma-separated: load, mechanism, classic")
+    parser.add_argument("--phases", default="load,mechanism",
+                        help="comma-separated: load, mechanism, adapters, switch, classic")
+    parser.add_argument("--switches", type=int, default=4, help="checkpoint switches per --phases switch round")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=96, help="requests per mixed and uniform workload")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
@@ -724,6 +946,10 @@ def main() -> None:
         load_phase(args)
     if "mechanism" in phases:
         mechanism_phase(args)
+    if "adapters" in phases:
+        adapters_phase(args)
+    if "switch" in phases:
+        switch_phase(args)
     if "classic" in phases:
         classic(args)
 

@@ -103,6 +103,9 @@ class ServeConfig:
     default_max_new_tokens: int = 32
     max_new_tokens: int = 256
     request_timeout_s: float = 60.0
+    adapters: list[str] = field(default_factory=list)
+    follow: Optional[str] = None
+    follow_interval_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ _BOUNDS: dict[str, tuple[Any, str]] = {
     "serve.default_max_new_tokens": (lambda v: v >= 1, ">= 1"),
     "serve.max_new_tokens": (lambda v: v >= 1, ">= 1"),
     "serve.request_timeout_s": (lambda v: v > 0, "> 0"),
+    "serve.follow_interval_s": (lambda v: v > 0, "> 0"),
 }
 
 

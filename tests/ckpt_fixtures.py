@@ -59,6 +59,9 @@ def make_checkpoint(base_dir: Path, ckpt_dir: Path, name: str, *, kind: str = "l
     else:
         with torch.no_grad():
             model.model.embed_tokens.weight.add_(0.25)
+            if seed:  # another seed, other weights
+                for param in model.parameters():
+                    param.add_(torch.randn_like(param) * 0.2)
         model.save_pretrained(path)
         trainable = total = sum(p.numel() for p in model.parameters())
     for tok_file in TOKENIZER_FILES:

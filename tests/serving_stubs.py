@@ -65,6 +65,9 @@ class ScriptEngine:
         job.state = _ScriptRow(job, self.pieces, self.mask)
         return 1 + job.request.max_new_tokens
 
+    def can_join(self, job: Job) -> bool:
+        return True
+
     def join(self, job: Job) -> None:
         self.rows.append(job.state)
 
@@ -110,6 +113,17 @@ class Server:
         self.proc = subprocess.Popen([*args, "--port", str(self.port)], env=full_env, cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.output = ""
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._lines.append(line.decode(errors="replace"))
+
+    def read_output(self) -> str:
+        """What the server has printed so far."""
+        return "".join(self._lines)
 
     def wait_ready(self, path: str = "/healthz", timeout: float = 90) -> "Server":
         deadline = time.monotonic() + timeout
@@ -125,8 +139,10 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        out, _ = self.proc.communicate(timeout=60)
-        self.output = out.decode(errors="replace")
+        self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        self.proc.stdout.close()
+        self.output = self.read_output()
         return self.output
 
 

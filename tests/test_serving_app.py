@@ -38,7 +38,8 @@ def _sse(text: str) -> list[dict]:
 def test_infer_echoes_the_prompt_and_names_the_model(echo: TestClient) -> None:
     r = echo.post("/infer", json={"prompt": "def add(a, b): return a + b", "max_new_tokens": 3})
     assert r.status_code == 200
-    assert r.json() == {"completion": "def add(a, b): ", "model": "echo", "finish_reason": "length", "masked": 0,
+    assert r.json() == {"completion": "def add(a, b): ", "model": "echo", "checkpoint": "echo",
+                        "finish_reason": "length", "masked": 0,
                         "usage": {"prompt_tokens": 7, "completion_tokens": 3}}
 
 
@@ -172,7 +173,8 @@ ERRORS = [
     pytest.param(b'{"prompt": "\\ud800"}', 422, "'prompt' is not valid Unicode text (lone surrogate)",
                  id="lone-surrogate"),
     pytest.param(('{"prompt": "x", "' + PROMPT_SECRET + '": 1}').encode(), 422,
-                 "unknown field '[SECRET]'; allowed fields: max_new_tokens, prompt, seed, stop, temperature, top_p",
+                 "unknown field '[SECRET]'; allowed fields: max_new_tokens, model, prompt, seed, stop, temperature, "
+                 "top_p",
                  id="unknown-field-masked"),
 ]
 

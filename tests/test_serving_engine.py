@@ -9,12 +9,14 @@ from typing import Any, Callable
 
 import pytest
 import torch
+from ckpt_fixtures import load_tiny, make_checkpoint
 from serving_stubs import SECRET
 
 from codex_cli.config import MaskConfig
 from codex_cli.serving.errors import ApiError
-from codex_cli.serving.generation import GenRequest, Job, JobResult
+from codex_cli.serving.generation import GenRequest, Job, JobResult, Target
 from codex_cli.serving.generation.engine import TorchEngine
+from codex_cli.serving.generation.lora import read_adapter
 
 PROMPTS = ["def add(a, b):", "class Point:\n    x", "The quick brown fox jumps", "import"]
 
@@ -41,7 +43,7 @@ def codex_tiny() -> tuple[Any, Any]:
 Outcome = tuple[JobResult | ApiError, list[str]]
 
 
-def _drive(engine: TorchEngine, arrivals: list[list[GenRequest]], stream: bool = False,
+def _drive(engine: TorchEngine, arrivals: list[list[GenRequest | tuple[GenRequest, Target]]], stream: bool = False,
            on_step: Callable[[list[Job]], None] | None = None) -> list[Outcome]:
     """Run the engine as the scheduler does: ``arrivals[i]`` join before step i; step until every row ends."""
     loop = asyncio.new_event_loop()
@@ -49,8 +51,9 @@ def _drive(engine: TorchEngine, arrivals: list[list[GenRequest]], stream: bool =
     running: list[Job] = []
     step = 0
     while step < len(arrivals) or running:
-        for request in arrivals[step] if step < len(arrivals) else []:
-            job = Job(request, loop, stream=stream)
+        for arrival in arrivals[step] if step < len(arrivals) else []:
+            request, target = arrival if isinstance(arrival, tuple) else (arrival, None)
+            job = Job(request, loop, stream=stream, target=target)
             job.seed = request.seed if request.seed is not None else 0
             jobs.append(job)
             try:
@@ -114,6 +117,76 @@ def test_rows_joining_mid_flight_and_chunked_prompts_match_generate(codex_tiny: 
     results = _drive(_engine(model, tok, max_prompt_tokens=200, chunk=16), arrivals)
     expected = [(r.prompt, r.max_new_tokens) for step in arrivals for r in step]
     assert [result.text for result, _ in results] == [_generate(model, tok, p, n) for p, n in expected]
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two LoRA checkpoints on the tiny model whose random B matrices make them answer differently."""
+    root = tmp_path_factory.mktemp("adapters")
+    return {name: make_checkpoint(tiny_model_dir, root, name, seed=seed, latest=False)
+            for name, seed in (("a", 1), ("b", 2))}
+
+
+def _alone(tiny_model_dir: Path, tok: Any, adapter: Path | None, requests: list[GenRequest]) -> list[str]:
+    """Greedy texts from an engine serving only this adapter (peft's own forward), or only the base."""
+    from peft import PeftModel
+
+    model = load_tiny(tiny_model_dir)
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    return [result.text for result, _ in _run(_engine(model, tok, max_prompt_tokens=200), requests)]
+
+
+def test_rows_on_different_adapters_share_a_batch_and_answer_as_each_alone(
+        tiny: tuple[Any, Any], tiny_model_dir: Path, adapters: dict[str, Path]) -> None:
+    _, tok = tiny
+    engine = _engine(load_tiny(tiny_model_dir), tok, max_prompt_tokens=200, chunk=16)
+    for name, path in adapters.items():
+        engine.attach(f"inner_{name}", read_adapter(str(path), "cpu"))
+    targets = {"a": Target("a", "a", "inner_a"), "b": Target("b", "b", "inner_b"), None: Target("tiny", "tiny")}
+    requests = [GenRequest(PROMPTS[0], 12, temperature=0.0), GenRequest(LONG, 10, temperature=0.0),
+                GenRequest(PROMPTS[2], 16, temperature=0.0)]
+    # every adapter (and the base) in one batch, rows joining mid-flight, a long prompt prefilled in chunks
+    arrivals = [[(requests[0], targets["a"]), (requests[0], targets["b"]), (requests[0], targets[None])],
+                [(requests[1], targets["b"])], [(requests[2], targets["a"]), (requests[1], targets[None])],
+                [(requests[2], targets["b"]), (requests[1], targets["a"]), (requests[2], targets[None])]]
+    texts = [result.text for result, _ in _drive(engine, arrivals)]
+    alone = {key: _alone(tiny_model_dir, tok, adapters.get(key), requests) for key in ("a", "b", None)}
+    key = {id(target): name for name, target in targets.items()}
+    expected = [alone[key[id(target)]][requests.index(request)] for step in arrivals for request, target in step]
+    assert texts == expected
+    assert len({alone["a"][0], alone["b"][0], alone[None][0]}) == 3  # the adapters do change the answers
+
+    engine.detach("inner_a")  # the other adapter and the base are unaffected
+    again = _drive(engine, [[(requests[0], targets["b"]), (requests[0], targets[None])]])
+    assert [result.text for result, _ in again] == [alone["b"][0], alone[None][0]]
+
+
+def test_new_weights_wait_until_the_rows_on_the_old_ones_are_done(tiny: tuple[Any, Any], tiny_model_dir: Path) -> None:
+    model, tok = tiny
+    engine = _engine(model, tok)
+    other = load_tiny(tiny_model_dir)
+    with torch.no_grad():
+        other.model.embed_tokens.weight.add_(0.25)
+    loop = asyncio.new_event_loop()
+    old = Job(GenRequest(PROMPTS[0], 6, temperature=0.0), loop, target=Target("tiny", "epoch-1"))
+    new = Job(GenRequest(PROMPTS[0], 6, temperature=0.0), loop, target=Target("tiny", "epoch-2", weights=other))
+    for job in (old, new):
+        job.footprint = engine.prepare(job)
+    assert engine.can_join(old)
+    engine.join(old)
+    ended = engine.step()
+    assert not ended and not engine.can_join(new) and engine.model is model  # the running row keeps the old weights
+    while not ended:
+        ended = engine.step()
+    assert engine.can_join(new) and engine.model is other
+    engine.join(new)
+    while engine.step() != [new]:
+        pass
+    loop.run_until_complete(asyncio.sleep(0))
+    assert old.done.result().text == _generate(model, tok, PROMPTS[0], 6)
+    assert new.done.result().text == _generate(other, tok, PROMPTS[0], 6) != old.done.result().text
+    loop.close()
 
 
 def test_the_kv_cache_stays_within_rows_times_the_longest_row(tiny: tuple[Any, Any]) -> None:

@@ -30,12 +30,23 @@ def serve(
     api_key: Annotated[
         Optional[str], typer.Option("--api-key", help="Require this bearer token (serve.api_key; or $CODEX_API_KEY).")
     ] = None,
+    adapter: Annotated[
+        Optional[list[str]],
+        typer.Option("--adapter", metavar="NAME=PATH", show_default=False,
+                     help="Also serve this LoRA adapter as model NAME; repeatable (serve.adapters)."),
+    ] = None,
+    follow: Annotated[
+        Optional[Path],
+        typer.Option("--follow", metavar="CKPT_DIR",
+                     help="Serve the checkpoint CKPT_DIR/latest.json names and switch to each new one (serve.follow)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve /infer and an OpenAI-compatible API (latest checkpoint, else model.name)."""
+    """Serve /infer and an OpenAI-compatible API (latest checkpoint, else model.name), with optional LoRA adapters."""
     cfg = resolve_config(ctx, config, overrides, {
         "serve.host": host, "serve.port": port, "serve.workers": workers, "serve.model": model,
-        "serve.preload": preload, "serve.api_key": api_key,
+        "serve.preload": preload, "serve.api_key": api_key, "serve.adapters": adapter or None,
+        "serve.follow": str(follow) if follow is not None else None,
     })
     from codex_cli.serving import run_server
     from codex_cli.serving.settings import ServeSettings

@@ -7,7 +7,7 @@ Nothing here knows HTTP: the HTTP half (``codex_cli.serving.http``) submits ``Jo
 from __future__ import annotations
 
 from codex_cli.serving.generation.echo import ECHO_NAME, EchoEngine
-from codex_cli.serving.generation.jobs import GenRequest, Job, JobResult, Outcome
+from codex_cli.serving.generation.jobs import GenRequest, Job, JobResult, Outcome, Target
 from codex_cli.serving.generation.scheduler import Engine, Scheduler
 
-__all__ = ["ECHO_NAME", "EchoEngine", "Engine", "GenRequest", "Job", "JobResult", "Outcome", "Scheduler"]
+__all__ = ["ECHO_NAME", "EchoEngine", "Engine", "GenRequest", "Job", "JobResult", "Outcome", "Scheduler", "Target"]

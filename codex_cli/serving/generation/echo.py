@@ -72,6 +72,10 @@ class EchoEngine:
         job.state = _EchoRow(job, tokens, self._mask)
         return len(tokens) + request.max_new_tokens
 
+    def can_join(self, job: Job) -> bool:
+        """Always: the echo model has no weights to switch."""
+        return True
+
     def join(self, job: Job) -> None:
         """Start echoing at the next step."""
         self._rows.append(job.state)

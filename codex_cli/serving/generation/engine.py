@@ -1,16 +1,17 @@
 """Generation with a causal LM, one scheduling step at a time: prefill newcomers, then decode every row.
 
 A hand-written loop rather than ``generate`` (or transformers' paged continuous batching) so that
-every row keeps its own sampling settings and seed, streams its text through the stop-string and
-secret filters as it goes, and joins or leaves the batch between any two decode steps.
+every row keeps its own sampling settings, seed and LoRA adapter, streams its text through the
+stop-string and secret filters as it goes, and joins or leaves the batch between any two decode steps.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import inspect
 import itertools
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -18,6 +19,7 @@ from codex_cli.config import MaskConfig
 from codex_cli.serving.errors import ApiError, prompt_too_long
 from codex_cli.serving.generation.jobs import Job
 from codex_cli.serving.generation.kvcache import BatchCache, new_cache, slice_rows
+from codex_cli.serving.generation.lora import PreparedAdapter, RowLora, attach, detach
 from codex_cli.serving.generation.rows import Row
 from codex_cli.serving.generation.sampling import sample
 
@@ -39,6 +41,8 @@ class TorchEngine:
         self._pad = next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None)
         self._start = next((t for t in (tokenizer.bos_token_id, tokenizer.eos_token_id) if t is not None), None)
         self._device = next(model.parameters()).device
+        self._lora: Optional[RowLora] = None  # set once named adapters are served: one adapter per row
+        self._weights: Any = None  # the followed full checkpoint now in use (None: the model loaded first)
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # transformers 5 renamed past_key_values to cache (the old name warns)
         self._cache_arg = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
@@ -50,6 +54,42 @@ class TorchEngine:
     def cache_tokens(self) -> int:
         """KV-cache token slots held now: the running batch's plus chunked prefills'."""
         return self._batch.tokens + sum(row.prefilled for row in self._pending)
+
+    @property
+    def device(self) -> str:
+        """Where the model runs (adapters are read onto it)."""
+        return str(self._device)
+
+    def attach(self, name: str, adapter: PreparedAdapter) -> None:
+        """Add a LoRA adapter that rows can name (between two steps); UsageError when it cannot be batched."""
+        model = attach(self.model, name, adapter)
+        try:
+            for held in model.peft_config:  # a LoRA checkpoint served as the base brings its own adapter
+                RowLora.check(model, held)
+        except Exception:
+            detach(model, name)
+            raise
+        self.model = model
+        if self._lora is None:
+            self._lora = RowLora(model)
+        else:
+            self._lora.refresh()
+
+    def detach(self, name: str) -> None:
+        """Remove a LoRA adapter no row uses any more."""
+        detach(self.model, name)
+        if self._lora is not None:
+            self._lora.refresh()
+
+    def can_join(self, job: Job) -> bool:
+        """True unless the job needs other weights than the running rows; it gets them once they are done."""
+        weights = job.target.weights if job.target is not None else None
+        if weights is None or weights is self._weights:
+            return True
+        if self._rows or self._pending:
+            return False  # rows that started on the current weights finish on them
+        self.model, self._weights = weights.eval(), weights
+        return True
 
     def prepare(self, job: Job) -> int:
         """Tokenize the prompt (or render the chat), refuse what can never run; return prompt + max_new_tokens."""
@@ -129,7 +169,7 @@ class TorchEngine:
         ids, mask = ids.to(self._device), mask.to(self._device)
         positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
         cache = new_cache()
-        logits = self._forward(ids, mask, positions, cache)
+        logits = self._forward(ids, mask, positions, cache, rows)
         self._enter(rows, cache, mask, logits, ended)
 
     def _prefill_chunk(self, row: Row, budget: int, ended: list[Job]) -> int:
@@ -140,7 +180,7 @@ class TorchEngine:
         ids = torch.tensor([row.prompt[start:start + n]], dtype=torch.long, device=self._device)
         mask = torch.ones((1, start + n), dtype=torch.long, device=self._device)
         positions = torch.arange(start, start + n, device=self._device).unsqueeze(0)
-        logits = self._forward(ids, mask, positions, row.cache)
+        logits = self._forward(ids, mask, positions, row.cache, [row])
         row.prefilled += n
         if row.remaining == 0:
             self._pending.remove(row)
@@ -170,7 +210,7 @@ class TorchEngine:
         rows = self._rows
         ids = torch.tensor([[row.next_token] for row in rows], dtype=torch.long, device=self._device)
         positions = torch.tensor([[row.position] for row in rows], dtype=torch.long, device=self._device)
-        logits = self._forward(ids, self._batch.extend(), positions, self._batch.cache)
+        logits = self._forward(ids, self._batch.extend(), positions, self._batch.cache, rows)
         keep = []
         for i, (row, token) in enumerate(zip(rows, sample(logits[:, -1, :], rows))):
             row.position += 1
@@ -183,7 +223,10 @@ class TorchEngine:
             self._batch.select(keep)
             self._rows = [rows[i] for i in keep]
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> torch.Tensor:
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
-                         **{self._cache_arg: cache})
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any,
+                 rows: list[Row]) -> torch.Tensor:
+        lora = self._lora.rows([r.adapter for r in rows], self._device) if self._lora else contextlib.nullcontext()
+        with lora:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             logits_to_keep=1, **{self._cache_arg: cache})
         return out.logits

@@ -30,6 +30,22 @@ class GenRequest:
     messages: Optional[tuple[Message, ...]] = None  # a chat, rendered by the model's chat template
 
 
+@dataclass(eq=False)
+class Target:
+    """What a request runs on: the base model or an adapter on it, under the name clients use.
+
+    ``checkpoint`` names the weights that answer (responses carry it); ``adapter`` is the adapter's name
+    inside the engine's model (None: the base weights alone); ``weights``, when set, are the model the
+    request needs (a followed full checkpoint), which the engine switches to once its running rows are done.
+    """
+
+    name: str
+    checkpoint: str
+    adapter: Optional[str] = None
+    parent: Optional[str] = None  # an adapter's base (its public name); None for the base itself
+    weights: Any = None
+
+
 @dataclass(frozen=True)
 class JobResult:
     """A finished generation: safe text, token counts, why it ended, secrets masked in it."""
@@ -73,8 +89,10 @@ def _run_all(calls: list[tuple[Job, Callable[..., None], tuple[Any, ...]]]) -> N
 class Job:
     """One generation in flight, with the timestamps its metrics come from."""
 
-    def __init__(self, request: GenRequest, loop: asyncio.AbstractEventLoop, stream: bool = False) -> None:
+    def __init__(self, request: GenRequest, loop: asyncio.AbstractEventLoop, stream: bool = False,
+                 target: Optional[Target] = None) -> None:
         self.request = request
+        self.target = target  # None: whatever the engine serves (stub engines, benchmarks)
         self.seed = request.seed if request.seed is not None else 0
         self.loop = loop
         self.done: asyncio.Future[Outcome] = loop.create_future()

@@ -1,9 +1,7 @@
 """One request's state inside the running batch: its tokens, its sampling settings, its text pipeline.
 
 Everything that differs between requests sharing a batch lives here, and the engine builds each
-step's per-row tensors (input token, position, sampling settings) from the rows. A per-request
-choice that the forward pass must honour (a LoRA adapter name, say) belongs here too, gathered the
-same way into a per-row argument.
+step's per-row tensors (input token, position, sampling settings, LoRA adapter) from the rows.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ class Row:
     def __init__(self, job: Job, prompt: list[int], tokenizer: Any, mask: MaskConfig) -> None:
         request = job.request
         self.job = job
+        self.adapter = job.target.adapter if job.target is not None else None  # None: the base weights alone
         self.prompt = prompt
         self.prefilled = 0  # prompt tokens already in a KV cache
         self.cache: Any = None  # this row's own cache while a long prompt is prefilled in chunks

@@ -5,23 +5,27 @@ than ``max_batch_size`` rows and its KV cache stays within ``max_batch_tokens``:
 padded to its longest row, so k rows that can each reach L tokens (prompt + max_new_tokens) at
 most hold k·L, and a request joins only while that bound fits. The first request that does not
 fit waits at the head of the queue (nobody overtakes it, so nobody starves); one that could not
-fit even alone gets 422. A step prefills newcomers' prompts (long ones in chunks, over several
+fit even alone gets 422, and one that needs other weights than the running rows (a followed full checkpoint)
+waits, at the head, until they are done. A step prefills newcomers' prompts (long ones in chunks, over several
 steps) and then decodes one token for every running row; a row that ends is answered and leaves
 the batch at once. All model work, loading included, happens on that one thread, never on the event loop.
+Changes to the model (adapters added, removed, checkpoints switched) run there too, between two steps:
+``call`` runs one, and ``retire`` releases what a replaced or removed target held once no job uses it.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import random
 import threading
 import time
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from codex_cli.errors import CodexError
 from codex_cli.serving.errors import ApiError, never_fits, server_error, unavailable
-from codex_cli.serving.generation.jobs import Job, JobResult, Outbox
+from codex_cli.serving.generation.jobs import Job, JobResult, Outbox, Target
 
 log = logging.getLogger("codex.serve")
 
@@ -33,6 +37,9 @@ class Engine(Protocol):
 
     def prepare(self, job: Job) -> int:
         """Tokenize and check a job (raise ApiError when it can never be served); return its footprint in tokens."""
+
+    def can_join(self, job: Job) -> bool:
+        """Whether a prepared job can join the running batch now (False: it waits for the running rows to end)."""
 
     def join(self, job: Job) -> None:
         """Take a prepared job into the running batch; its prompt is prefilled during the next steps."""
@@ -50,7 +57,7 @@ class Metrics(Protocol):
     def observe_step(self, running: int) -> None: ...
 
     def observe_job(self, queue_wait: float, first_token: Optional[float], completion_tokens: int,
-                    masked: int) -> None: ...
+                    masked: int, *, model: str, prompt_tokens: int) -> None: ...
 
 
 class Scheduler:
@@ -66,6 +73,9 @@ class Scheduler:
         self._seeds = random.Random(seed)
         self._queue: collections.deque[Job] = collections.deque()
         self._running: list[Job] = []
+        self._calls: collections.deque[tuple[Callable[[Engine], Any], concurrent.futures.Future]] = \
+            collections.deque()
+        self._retiring: list[tuple[Target, Callable[[Engine], None]]] = []
         self._outbox = Outbox()
         self._cond = threading.Condition()
         self._stopping = False
@@ -107,6 +117,23 @@ class Scheduler:
             self._queue.append(job)
             self._cond.notify()
 
+    def call(self, fn: Callable[[Engine], Any]) -> concurrent.futures.Future:
+        """Run ``fn(engine)`` on the worker thread between two steps (loading the model first if need be)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._cond:
+            if self._stopping:
+                future.set_exception(ApiError(503, "the server is shutting down", "server_shutting_down"))
+                return future
+            self._calls.append((fn, future))
+            self._cond.notify()
+        return future
+
+    def retire(self, target: Target, release: Callable[[Engine], None]) -> None:
+        """Call ``release(engine)`` on the worker thread once no queued or running job runs on ``target``."""
+        with self._cond:
+            self._retiring.append((target, release))
+            self._cond.notify()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the queued and running jobs, then stop the worker."""
         with self._cond:
@@ -123,6 +150,8 @@ class Scheduler:
             if engine is None:
                 self._refuse_queued()
                 continue
+            self._run_calls(engine)
+            self._release_retired(engine)
             try:
                 self._admit(engine)
             except Exception:  # a bug in scheduling: fail what it touched, keep the worker alive
@@ -132,14 +161,48 @@ class Scheduler:
             if self._running:
                 self._step(engine)
                 self._outbox.flush()
+        self._fail_calls(ApiError(503, "the server is shutting down", "server_shutting_down"))
 
     def _wait_for_work(self) -> bool:
         with self._cond:
-            while not self._queue and not self._running:
+            while not self._queue and not self._running and not self._calls and not self._retiring:
                 if self._stopping:
                     return False
                 self._cond.wait()
         return True
+
+    def _run_calls(self, engine: Engine) -> None:
+        while True:
+            with self._cond:
+                if not self._calls:
+                    return
+                fn, future = self._calls.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(engine))
+            except BaseException as e:  # handed to the caller, who reports it (or logs it, if it is a bug)
+                future.set_exception(e)
+
+    def _fail_calls(self, error: Exception) -> None:
+        with self._cond:
+            calls, self._calls = list(self._calls), collections.deque()
+        for _, future in calls:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
+
+    def _release_retired(self, engine: Engine) -> None:
+        with self._cond:
+            if not self._retiring:
+                return
+            in_use = {id(job.target) for job in [*self._queue, *self._running]}
+            done = [(target, release) for target, release in self._retiring if id(target) not in in_use]
+            self._retiring = [item for item in self._retiring if id(item[0]) in in_use]
+        for _, release in done:
+            try:
+                release(engine)
+            except Exception:  # a bug in releasing: the memory stays held, serving goes on
+                log.exception("releasing a retired model failed")
 
     def _admit(self, engine: Engine) -> None:
         self._refuse_what_cannot_run(engine)
@@ -151,6 +214,8 @@ class Scheduler:
             rows = len(self._running) + 1
             if rows * max([job.footprint, *(j.footprint for j in self._running)]) > self._budget:
                 return  # the head waits for rows to leave; nobody overtakes it
+            if not engine.can_join(job):
+                return  # it needs other weights: the running rows finish first, nobody overtakes it
             self._pop()
             engine.join(job)
             job.admitted = time.monotonic()
@@ -205,12 +270,17 @@ class Scheduler:
             if isinstance(job.outcome, JobResult) and job.admitted is not None:
                 first = job.first_token - job.submitted if job.first_token is not None else None
                 self._metrics.observe_job(job.admitted - job.submitted, first, job.outcome.completion_tokens,
-                                          job.outcome.masked)
+                                          job.outcome.masked, model=job.target.name if job.target else engine.name,
+                                          prompt_tokens=job.outcome.prompt_tokens)
 
     def _refuse_queued(self) -> None:
+        error = unavailable(self.load_error or "unknown error")
         while self._queue:
-            self._pop().finish(unavailable(self.load_error or "unknown error"))
+            self._pop().finish(error)
         self._outbox.flush()
+        self._fail_calls(error)
+        with self._cond:
+            self._retiring = []
 
     def _ensure_engine(self) -> Optional[Engine]:
         if self.engine is None and self.load_error is None:

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from codex_cli.serving.errors import ApiError
 from codex_cli.serving.generation import Engine
+from codex_cli.serving.http.adapter_routes import add_adapter, remove_adapter
 from codex_cli.serving.http.guard import Guard, MaskingFilter
 from codex_cli.serving.http.metrics import CONTENT_TYPE
 from codex_cli.serving.http.openai_api import chat_completions, completions, models
@@ -32,6 +33,8 @@ def create_app(settings: Optional[ServeSettings] = None, *, engine: Optional[Eng
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/adapters", add_adapter, methods=["POST"]),
+        Route("/v1/adapters/{name}", remove_adapter, methods=["DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -45,11 +48,14 @@ def create_app(settings: Optional[ServeSettings] = None, *, engine: Optional[Eng
 async def infer(request: Request) -> Response:
     """POST /infer: one prompt in, one completion out."""
     state: ServerState = request.app.state.codex
-    gen, masked = state.mask_prompt(parse_infer(await state.read_json(request), state.settings.serve))
-    result = await state.result(state.submit(gen))
+    model, gen = parse_infer(await state.read_json(request), state.settings.serve)
+    gen, masked = state.mask_prompt(gen)
+    job = state.submit(gen, model)
+    result = await state.result(job)
     return JSONResponse({
         "completion": result.text,
-        "model": state.model_name,
+        "model": job.target.name,
+        "checkpoint": job.target.checkpoint,
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
         "finish_reason": result.finish_reason,
         "masked": masked + result.masked,
@@ -88,7 +94,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request_error")
     message = {404: "no such route; see GET /v1/models, POST /infer, POST /v1/completions, "
-                                "POST /v1/chat/completions",
+                                "POST /v1/chat/completions, POST /v1/adapters",
                405: "method not allowed on this route"}.get(exc.status_code, "bad request")
     return JSONResponse({"error": {"message": message, "type": kind}}, status_code=exc.status_code,
                         headers=exc.headers)

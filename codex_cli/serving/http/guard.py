@@ -31,7 +31,8 @@ class Guard:
     def __init__(self, app: Starlette, state: ServerState) -> None:
         self.app = app
         self.state = state
-        self._routes = frozenset(route.path for route in app.routes)
+        self._routes = frozenset(route.path for route in app.routes if "{" not in route.path)
+        self._templates = [(route.path_regex, route.path) for route in app.routes if "{" in route.path]
         self._auth: Optional[bytes] = f"Bearer {state.api_key}".encode() if state.api_key else None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
@@ -47,6 +48,7 @@ class Guard:
         started = time.perf_counter()
         path = scope["path"]
         known = path in self._routes  # a route's own path holds no secret: only other paths need masking
+        label = path if known else next((t for regex, t in self._templates if regex.match(path)), "other")
         status = 500
         response_started = False
 
@@ -70,7 +72,7 @@ class Guard:
                                                         "server_error"))
         finally:
             elapsed = time.perf_counter() - started
-            self.state.metrics.observe_request(path if known else "other", status, elapsed)
+            self.state.metrics.observe_request(label, status, elapsed)
             access_log.info('%s "%s %s" %d %.1fms', _client(scope), scope["method"],
                             path if known else _safe_path(path), status, elapsed * 1000)
 

@@ -1,6 +1,8 @@
 """Prometheus text exposition (format 0.0.4), written by hand: a few counters, gauges and histograms.
 
-Labels are only route templates and status codes, never anything a client sent.
+Labels are route templates, status codes and the names of served models (the base and its adapters,
+named by the operator or checked not to look like a secret when added at runtime), never anything
+else a client sent.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import bisect
 import threading
 from dataclasses import dataclass
 from typing import Callable, Optional
+
+from codex_cli.masking import mask_text
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -60,6 +64,7 @@ class Metrics:
         self._first_token = _Histogram(LATENCY_BUCKETS)
         self._tokens = 0
         self._masked = 0
+        self._by_model: dict[str, list[int]] = {}  # model -> [requests, prompt tokens, completion tokens]
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -73,7 +78,7 @@ class Metrics:
             self._running.observe(running)
 
     def observe_job(self, queue_wait: float, first_token: Optional[float], completion_tokens: int,
-                    masked: int) -> None:
+                    masked: int, *, model: str, prompt_tokens: int) -> None:
         """Count a finished generation: its wait in the queue, its time to first token, its tokens and masks."""
         with self._lock:
             self._queue_wait.observe(queue_wait)
@@ -81,6 +86,10 @@ class Metrics:
                 self._first_token.observe(first_token)
             self._tokens += completion_tokens
             self._masked += masked
+            counts = self._by_model.setdefault(model, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += prompt_tokens
+            counts[2] += completion_tokens
 
     def observe_masked(self, count: int) -> None:
         """Count secrets masked in a prompt."""
@@ -108,6 +117,14 @@ class Metrics:
             lines.append(f"codex_tokens_generated_total {self._tokens}")
             lines += _family("codex_secrets_masked_total", "counter", "Secrets masked in prompts and completions.")
             lines.append(f"codex_secrets_masked_total {self._masked}")
+            lines += _family("codex_model_requests_total", "counter",
+                             "Generations answered, by model (the base or an adapter).")
+            for model, counts in sorted(self._by_model.items()):
+                lines.append(f'codex_model_requests_total{{model="{_label(model)}"}} {counts[0]}')
+            lines += _family("codex_model_tokens_total", "counter", "Tokens by model and kind (prompt, completion).")
+            for model, counts in sorted(self._by_model.items()):
+                lines.append(f'codex_model_tokens_total{{model="{_label(model)}",kind="prompt"}} {counts[1]}')
+                lines.append(f'codex_model_tokens_total{{model="{_label(model)}",kind="completion"}} {counts[2]}')
         gauges = self._gauges()
         lines += _family("codex_queue_depth", "gauge", "Requests waiting to join the running batch.")
         lines.append(f"codex_queue_depth {gauges.queue_depth}")
@@ -122,6 +139,12 @@ class Metrics:
 
 def _family(name: str, kind: str, help_text: str) -> list[str]:
     return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
+def _label(value: str) -> str:
+    """A label value in the exposition format (backslash, double quote and newline escaped), secrets masked."""
+    value = mask_text(value)[0]
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _num(value: float) -> str:

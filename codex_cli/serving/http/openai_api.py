@@ -1,5 +1,9 @@
 """The OpenAI-compatible routes: POST /v1/completions, POST /v1/chat/completions (JSON or server-sent
-events) and GET /v1/models."""
+events) and GET /v1/models.
+
+``model`` picks the base or an adapter and is echoed back; ``system_fingerprint`` (and codex's own
+``checkpoint``) name the checkpoint whose weights produced the answer, which changes under --follow.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from codex_cli.serving.errors import ApiError
-from codex_cli.serving.generation import Job, JobResult
+from codex_cli.serving.generation import Job, JobResult, Target
 from codex_cli.serving.http.schemas import parse_chat, parse_completion
 from codex_cli.serving.http.state import ServerState, timed_out
 
@@ -23,26 +27,30 @@ Chunk = Callable[[str, Optional[str]], dict[str, Any]]  # (text, finish_reason) 
 
 
 async def models(request: Request) -> Response:
-    """GET /v1/models: the one model this server answers with."""
+    """GET /v1/models: the base model, then every adapter served on it."""
     state: ServerState = request.app.state.codex
-    return JSONResponse({"object": "list", "data": [
-        {"id": state.model_name, "object": "model", "created": 0, "owned_by": OWNER}]})
+    assert state.registry is not None
+    return JSONResponse({"object": "list", "data": [model_entry(t) for t in state.registry.targets()]})
+
+
+def model_entry(target: Target) -> dict[str, Any]:
+    """A /v1/models entry: OpenAI's fields, plus the base an adapter runs on and the checkpoint that answers."""
+    entry = {"id": target.name, "object": "model", "created": 0, "owned_by": OWNER, "checkpoint": target.checkpoint}
+    return {**entry, "parent": target.parent} if target.parent else entry
 
 
 async def completions(request: Request) -> Response:
     """POST /v1/completions: OpenAI's legacy completions API, streaming included."""
     state: ServerState = request.app.state.codex
     call = parse_completion(await state.read_json(request), state.settings.serve)
-    _check_model(state, call.model)
     prompts = [state.mask_prompt(r) for r in call.requests]
-    head = _head(state.model_name, "cmpl", "text_completion")
     if call.stream:
-        job = state.submit(prompts[0][0], stream=True)
+        job = state.submit(prompts[0][0], call.model, stream=True)
+        head = _head(job.target, "cmpl", "text_completion")
         return _stream(_events(state, job, head, _text_choice, prompts[0][1], call.include_usage))
-    jobs: list[Job] = []
+    jobs = state.submit_all([gen for gen, _ in prompts], call.model)
+    head = _head(jobs[0].target, "cmpl", "text_completion")
     try:
-        for gen, _ in prompts:
-            jobs.append(state.submit(gen))
         results = await asyncio.gather(*(state.result(job) for job in jobs))
     finally:
         for job in jobs:  # on any failure, stop the siblings
@@ -56,24 +64,17 @@ async def chat_completions(request: Request) -> Response:
     """POST /v1/chat/completions: messages rendered with the model's chat template, streaming included."""
     state: ServerState = request.app.state.codex
     call = parse_chat(await state.read_json(request), state.settings.serve)
-    _check_model(state, call.model)
     gen, prompt_masked = state.mask_prompt(call.request)
+    job = state.submit(gen, call.model, stream=call.stream)
     if call.stream:
-        head = _head(state.model_name, "chatcmpl", "chat.completion.chunk")
-        job = state.submit(gen, stream=True)
+        head = _head(job.target, "chatcmpl", "chat.completion.chunk")
         return _stream(_events(state, job, head, _delta_choice, prompt_masked, call.include_usage,
                                first={"role": "assistant", "content": ""}))
-    result = await state.result(state.submit(gen))
+    result = await state.result(job)
     choice = {"index": 0, "message": {"role": "assistant", "content": result.text}, "logprobs": None,
               "finish_reason": result.finish_reason}
-    return JSONResponse({**_head(state.model_name, "chatcmpl", "chat.completion"), "choices": [choice],
+    return JSONResponse({**_head(job.target, "chatcmpl", "chat.completion"), "choices": [choice],
                          "usage": _usage([result]), "masked": prompt_masked + result.masked})
-
-
-def _check_model(state: ServerState, model: str) -> None:
-    if model not in (state.model_name, state.source.name if state.source else None):
-        raise ApiError(404, f"this server serves model '{state.model_name}' only; set 'model' to it "
-                            "(see GET /v1/models)", "model_not_found")
 
 
 def _stream(events: AsyncIterator[str]) -> StreamingResponse:
@@ -119,8 +120,9 @@ async def _events(state: ServerState, job: Job, head: dict[str, Any], choice: Ch
             job.cancelled = True  # the client went away: stop generating for it
 
 
-def _head(model: str, prefix: str, kind: str) -> dict[str, Any]:
-    return {"id": f"{prefix}-{uuid.uuid4().hex[:24]}", "object": kind, "created": int(time.time()), "model": model}
+def _head(target: Target, prefix: str, kind: str) -> dict[str, Any]:
+    return {"id": f"{prefix}-{uuid.uuid4().hex[:24]}", "object": kind, "created": int(time.time()),
+            "model": target.name, "system_fingerprint": target.checkpoint, "checkpoint": target.checkpoint}
 
 
 def _text_choice(text: str, finish_reason: Optional[str]) -> dict[str, Any]:

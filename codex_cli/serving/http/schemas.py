@@ -6,7 +6,7 @@ Error messages name the field and the rule, never the value a client sent (it ma
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from codex_cli.data.chat import ROLES
 from codex_cli.masking import mask_text
@@ -20,7 +20,8 @@ MAX_SEED = 2**63 - 1
 MAX_STOP = 4
 MAX_STOP_CHARS = 64
 MAX_PROMPTS = 16
-INFER_FIELDS = frozenset({"prompt", "max_new_tokens", "temperature", "top_p", "seed", "stop"})
+INFER_FIELDS = frozenset({"model", "prompt", "max_new_tokens", "temperature", "top_p", "seed", "stop"})
+ADAPTER_FIELDS = frozenset({"name", "path"})
 # OpenAI completion fields we accept; the ones we cannot honour must keep their neutral value.
 COMPLETION_FIELDS = frozenset({"model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "stream",
                                "stream_options", "user", "n", "best_of", "echo", "logprobs", "suffix",
@@ -56,10 +57,17 @@ class ChatRequest:
     include_usage: bool = False
 
 
-def parse_infer(body: Any, limits: ServeConfig) -> GenRequest:
-    """Validate a /infer body; the prompt is returned unmasked (the caller masks it)."""
+def parse_infer(body: Any, limits: ServeConfig) -> tuple[Optional[str], GenRequest]:
+    """Validate a /infer body: the model it names (None: the base) and the request, its prompt unmasked."""
     obj = _object(body, INFER_FIELDS)
-    return _gen_request(obj, _required_str(obj, "prompt"), "max_new_tokens", limits)
+    model = _optional(obj, "model", str, "a string")
+    return model, _gen_request(obj, _required_str(obj, "prompt"), "max_new_tokens", limits)
+
+
+def parse_adapter(body: Any) -> tuple[str, str]:
+    """Validate a POST /v1/adapters body: the adapter's name and its directory on the server."""
+    obj = _object(body, ADAPTER_FIELDS)
+    return _required_str(obj, "name"), _required_str(obj, "path")
 
 
 def parse_completion(body: Any, limits: ServeConfig) -> CompletionRequest:

@@ -1,4 +1,4 @@
-"""What the routes share: settings, the model source, the scheduler, metrics, and the request helpers."""
+"""What the routes share: settings, the model source and registry, the scheduler, metrics, and the request helpers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Optional
 
 from starlette.requests import Request
@@ -13,8 +14,10 @@ from starlette.requests import Request
 from codex_cli.errors import ServeError
 from codex_cli.masking import mask_text, policy_for
 from codex_cli.serving.errors import ApiError
+from codex_cli.serving.follow import Follower
 from codex_cli.serving.generation import Engine, GenRequest, Job, JobResult, Scheduler
 from codex_cli.serving.http.metrics import Gauges, Metrics
+from codex_cli.serving.registry import Registry
 from codex_cli.serving.settings import ServeSettings
 from codex_cli.serving.source import ModelSource, load_engine, select_source
 
@@ -29,7 +32,9 @@ class ServerState:
         self.api_key = settings.api_key()
         self._engine = engine
         self.source: Optional[ModelSource] = None
+        self.registry: Optional[Registry] = None
         self.scheduler: Optional[Scheduler] = None
+        self.follower: Optional[Follower] = None
         self.metrics = Metrics(self._gauges)
 
     @property
@@ -39,10 +44,8 @@ class ServerState:
 
     @property
     def model_name(self) -> str:
-        """The name every response carries: the loaded model's, else the configured source's."""
-        if self.scheduler is not None and self.scheduler.engine is not None:
-            return self.scheduler.engine.name
-        return self.source.name if self.source is not None else "unknown"
+        """The base model's name: what requests without a 'model' get."""
+        return self.registry.base.name if self.registry is not None else "unknown"
 
     def _gauges(self) -> Gauges:
         scheduler = self.scheduler
@@ -56,15 +59,21 @@ class ServerState:
         if self._engine is not None:
             engine = self._engine
             self.source = ModelSource(engine.name, "serve.model", engine.name)
+            self.registry = Registry(self.source, self.settings)
             load = lambda: engine  # noqa: E731
         else:
             source = self.source = select_source(self.settings)
-            load = lambda: load_engine(source, self.settings)  # noqa: E731
+            registry = self.registry = Registry(source, self.settings)
+            load = lambda: load_engine(source, self.settings, registry.startup)  # noqa: E731
         serve = self.settings.serve
-        self.scheduler = Scheduler(load, self.metrics, max_batch_size=serve.max_batch_size,
-                                   max_batch_tokens=serve.max_batch_tokens, max_queue=serve.max_queue,
-                                   seed=self.settings.seed)
+        self.scheduler = self.registry.scheduler = Scheduler(
+            load, self.metrics, max_batch_size=serve.max_batch_size, max_batch_tokens=serve.max_batch_tokens,
+            max_queue=serve.max_queue, seed=self.settings.seed)
         self.scheduler.start(preload=serve.preload)
+        if self.source.origin == "--follow":
+            self.follower = Follower(Path(self.source.ref).parent, serve.follow_interval_s, self.registry,
+                                     self.scheduler.loaded)
+            self.follower.start()
         log.info("serving %s%s", self.source.describe(), "" if serve.preload else "; it loads on the first request")
         if serve.preload:
             await asyncio.get_running_loop().run_in_executor(None, self.scheduler.loaded.wait)
@@ -72,7 +81,9 @@ class ServerState:
                 raise ServeError(f"the model could not be loaded: {self.scheduler.load_error}")
 
     def stop(self) -> None:
-        """Finish queued work and stop the worker (in-flight HTTP requests were drained by uvicorn)."""
+        """Stop following, finish queued work and stop the worker (in-flight HTTP requests were drained by uvicorn)."""
+        if self.follower is not None:
+            self.follower.stop()
         if self.scheduler is not None:
             self.scheduler.stop(timeout=self.settings.serve.request_timeout_s)
 
@@ -92,12 +103,26 @@ class ServerState:
         mask = self.settings.mask
         return mask_text(text, replacement=mask.replacement, typed=mask.typed, policy=policy_for(mask))
 
-    def submit(self, request: GenRequest, stream: bool = False) -> Job:
-        """Queue a generation (raises ApiError 503 when the server cannot take it)."""
-        assert self.scheduler is not None, "the lifespan has not started"
-        job = Job(request, asyncio.get_running_loop(), stream=stream)
-        self.scheduler.submit(job)
-        return job
+    def submit(self, request: GenRequest, model: Optional[str] = None, stream: bool = False) -> Job:
+        """Queue a generation on the model named ``model`` (None: the base); ApiError 404 or 503 when it cannot."""
+        return self.submit_all([request], model, stream)[0]
+
+    def submit_all(self, requests: list[GenRequest], model: Optional[str], stream: bool = False) -> list[Job]:
+        """Queue generations that must run on the same weights (one call's prompts); all or none are queued."""
+        assert self.scheduler is not None and self.registry is not None, "the lifespan has not started"
+        loop = asyncio.get_running_loop()
+        jobs: list[Job] = []
+        with self.registry.binding():  # no checkpoint switch or adapter removal between resolving and queuing
+            target = self.registry.resolve(model)
+            try:
+                for request in requests:
+                    jobs.append(Job(request, loop, stream=stream, target=target))
+                    self.scheduler.submit(jobs[-1])
+            except ApiError:
+                for job in jobs:
+                    job.cancelled = True
+                raise
+        return jobs
 
     async def result(self, job: Job) -> JobResult:
         """Wait for a job, bounded by serve.request_timeout_s; an error outcome is raised."""
