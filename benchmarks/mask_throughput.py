@@ -5,14 +5,14 @@
 Builds a corpus of code, prose, JSON and logs (secrets on ~0.1% of lines: provider tokens, name-keyed
 settings such as DB_PASSWORD=…, URI passwords and Authorization headers; look-alikes such as task-,
 ASIAN, DNA, ghost_, password_length = 16, max_tokens: 128, token = get_token() and ${DB_PASSWORD}
-on ~5%) in a temp dir, then times, in one run: ``cat < corpus > /dev/null``, ``codex mask < corpus >
-/dev/null`` with each prefilter engine, and ``detect-secrets scan`` (a peer that only finds, never
-masks) on the first ``--ds-mb`` MB, extrapolated to MB/s. Three hostile inputs follow (``--hostile-mb``
-MB each): nothing but ``sk-``, nothing but ``password=`` lines, and ``password=<secret>`` lines (every one
-a secret to mask).
+on ~5%) in a temp dir, then times, in one run and in turns: ``cat < corpus > /dev/null``, ``codex mask <
+corpus > /dev/null`` with each prefilter engine (Hyperscan, pure Python), and ``detect-secrets scan`` (a peer that
+only finds, never masks) on the first ``--ds-mb`` MB, extrapolated to MB/s. Three hostile inputs follow
+(``--hostile-mb`` MB each): nothing but ``sk-``, nothing but ``password=`` lines, and ``password=<secret>`` lines (every
+one a secret to mask).
 detect-secrets lives in its own venv under the cache dir (created on first use); the tests never need
-it. Every process is single-threaded (1 thread); peak RSS is each child's ru_maxrss; the machine's
-load average is printed with the results.
+it. Every process is single-threaded (1 thread); peak RSS is each child's
+ru_maxrss; the machine's load average is printed with the results.
 """
 
 from __future__ import annotations
@@ -71,6 +71,12 @@ class Row(NamedTuple):
     note: str
 
 
+class Tool(NamedTuple):
+    name: str
+    cmd: list[str]
+    env: dict[str, str] = {}
+
+
 def main() -> None:
     args = _parse()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="codex-mask-bench-"))
@@ -81,11 +87,11 @@ def main() -> None:
         print(f"corpus: {size_mb:.1f} MB, {injected} secret lines (seed {SEED}); 1 thread per process; "
               f"{os.cpu_count()} CPU cores visible")
         _check_count(corpus, injected)
-        rows = [_best(["cat"], corpus, args.runs)]
-        for engine in ("hyperscan", "python"):
-            if _engine_available(engine):
-                row = _best([_codex(), "mask"], corpus, args.runs, {"CODEX_MASK_ENGINE": engine})
-                rows.append(row._replace(name=f"codex mask ({engine})"))
+        tools = [Tool("cat", ["cat"])]
+        if _engine_available("hyperscan"):
+            tools.append(Tool("codex mask (hyperscan)", [_codex(), "mask"], {"CODEX_MASK_ENGINE": "hyperscan"}))
+        tools.append(Tool("codex mask (python)", [_codex(), "mask"], {"CODEX_MASK_ENGINE": "python"}))
+        rows = _interleaved(tools, corpus, args.runs)
         rows.append(_detect_secrets(corpus, work, args.ds_mb))
         _print_table(rows)
         _hostile(work, args.hostile_mb, args.runs)
@@ -199,6 +205,24 @@ def _run(cmd: list[str], stdin_path: Path, env: dict[str, str] | None = None) ->
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"{cmd[0]} failed with exit code {os.waitstatus_to_exitcode(status)}")
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def _interleaved(tools: list[Tool], corpus: Path, runs: int) -> list[Row]:
+    """Each tool's best of ``runs`` runs, taken in turns (cat, codex hyperscan, codex python, cat, …) so that a
+    change in the machine's load falls on every tool alike."""
+    results: list[list[tuple[float, float, float]]] = [[] for _ in tools]
+    empty: list[list[tuple[float, float, float]]] = [[] for _ in tools]
+    for _ in range(runs):
+        for i, tool in enumerate(tools):
+            results[i].append(_run(tool.cmd, corpus, tool.env))
+            empty[i].append(_run(tool.cmd, Path(os.devnull), tool.env))
+    mb = corpus.stat().st_size / 1e6
+    rows = []
+    for tool, timed, idle in zip(tools, results, empty):
+        wall, cpu, startup = min(r[0] for r in timed), min(r[1] for r in timed), min(r[0] for r in idle)
+        rows.append(Row(tool.name, mb / wall, mb / max(cpu, 1e-9), mb / max(wall - startup, 1e-9), startup,
+                        max(r[2] for r in timed), f"best of {runs}, interleaved, full corpus"))
+    return rows
 
 
 def _best(cmd: list[str], corpus: Path, runs: int, env: dict[str, str] | None = None) -> Row:

@@ -261,3 +261,32 @@ def test_every_pattern_is_bounded() -> None:
     unbounded += [p.regex.decode("latin-1")[:40] for p, _ in hs_patterns(eng)
                   if p.expand and max_width(p.regex.decode("latin-1")) > REACH]
     assert unbounded == []
+
+
+def test_the_hyperscan_database_and_reaches_are_cached_and_a_damaged_cache_is_rebuilt(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hyperscan
+
+    from codex_cli.masking.prefilter import hs_expression, hs_patterns
+
+    monkeypatch.setenv("CODEX_CACHE_DIR", str(tmp_path))
+    built = hyperscan_finder()
+    (db,) = (tmp_path / "mask").glob("hyperscan-*.db")
+    reaches = db.with_suffix(".json")
+    assert reaches.exists()
+    compiles = []
+    real_database = hyperscan.Database
+    monkeypatch.setattr(hyperscan, "Database", lambda **kw: (compiles.append(1), real_database(**kw))[1])
+    loaded = hyperscan_finder()
+    assert compiles == [] and loaded.tail == built.tail
+    data = b"DB_PASSWORD=Tr0ub4dor&3x\nmodel_token = get_token('x')\n" * 3
+    assert sorted(loaded.find(data, 0)) == sorted(built.find(data, 0)) != []
+    reaches.write_text("[1, 2")  # damaged: rebuilt, not trusted
+    rebuilt = hyperscan_finder()
+    assert compiles == [1] and rebuilt.tail == built.tail
+    # What Hyperscan compiles: expand patterns with long repeats unbounded; fixed-length ones as written
+    for p, _ in hs_patterns(ENGINE):
+        if p.expand:
+            assert b"{0,48}" not in hs_expression(p) and b"{1,11}" not in hs_expression(p)
+        else:
+            assert hs_expression(p) == p.regex

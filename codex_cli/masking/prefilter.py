@@ -11,6 +11,7 @@ to use the pure-Python finder, or ``hyperscan`` to require the fast one.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -189,9 +190,8 @@ def hyperscan_finder(eng: Optional[Engine] = None) -> Optional[Finder]:
         return None
     eng = eng or engine()
     patterns = hs_patterns(eng)
-    database = _database(hyperscan, patterns)
+    database, reaches = _database(hyperscan, patterns)
     local = threading.local()  # Hyperscan scratch space must not be shared between threads
-    reaches = [_reach(p) for p, _ in patterns]
     table = [(p.back, p.expand, p.caseless, reach, [(i, eng.anchors[i].literal) for i in indices])
              for (p, indices), reach in zip(patterns, reaches)]
     lookback = max(reaches) + 1
@@ -233,22 +233,42 @@ def hyperscan_finder(eng: Optional[Engine] = None) -> Optional[Finder]:
     return Finder("hyperscan", find, tail)
 
 
-def _database(hyperscan, patterns: list[tuple[HsPattern, int]]):
-    """The compiled database, loaded from the cache when this rule set and hyperscan version built it before."""
-    expressions = [p.regex for p, _ in patterns]
+_BOUNDED = re.compile(rb"\{([0-9]+),([0-9]+)\}")
+
+
+def hs_expression(p: HsPattern) -> bytes:
+    """What Hyperscan compiles for ``p``: an ``expand`` pattern with its long bounded repeats made unbounded
+    (``{0,48}`` -> ``*``), which Hyperscan runs about 15% faster. Every match of the original is still a match with
+    the same end, so the prefilter stays a superset; the anchor is still looked for only within the original's
+    longest width before the end (``_reach``). A fixed-length pattern locates its anchor by its length: kept."""
+    if not p.expand:
+        return p.regex
+    return _BOUNDED.sub(lambda m: m.group(0) if int(m.group(2)) < 8 else b"{%s,}" % m.group(1), p.regex)
+
+
+def _database(hyperscan, patterns: list[tuple[HsPattern, int]]) -> tuple[object, list[int]]:
+    """The compiled database and each pattern's reach, loaded from the cache when this rule set and hyperscan
+    version built them before (parsing the patterns for their reach costs as much as loading the database)."""
+    expressions = [hs_expression(p) for p, _ in patterns]
     flags = [hyperscan.HS_FLAG_CASELESS if p.caseless else 0 for p, _ in patterns]
-    key = hashlib.sha256(repr((expressions, flags, getattr(hyperscan, "__version__", ""), sys.version_info[:2]))
-                         .encode()).hexdigest()[:32]
+    key = hashlib.sha256(repr(([p.regex for p, _ in patterns], expressions, flags,
+                               getattr(hyperscan, "__version__", ""), sys.version_info[:2])).encode()).hexdigest()[:32]
     path = _cache_dir() / f"hyperscan-{key}.db"
+    reaches_path = path.with_suffix(".json")
     try:
-        return hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
-    except (OSError, hyperscan.error):
-        pass  # not cached yet (or from another CPU): compile it and cache it below
+        reaches = json.loads(reaches_path.read_text())
+        if not (isinstance(reaches, list) and len(reaches) == len(patterns) and all(type(r) is int for r in reaches)):
+            raise ValueError("not this rule set's reaches")
+        return hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK), reaches
+    except (OSError, ValueError, hyperscan.error):
+        pass  # not cached yet (or from another CPU, or damaged): compile it and cache it below
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions),
                      flags=flags)
+    reaches = [_reach(p) for p, _ in patterns]
     _write_atomically(path, hyperscan.dumpb(database))
-    return database
+    _write_atomically(reaches_path, json.dumps(reaches).encode())
+    return database, reaches
 
 
 def _cache_dir() -> Path:
