@@ -12,7 +12,7 @@ import functools
 import re
 from typing import Optional
 
-from codex_cli.masking.rules.base import entropy, lazy_pattern, sequence_runs
+from codex_cli.masking.rules.base import entropy, gated_pattern, lazy_pattern, sequence_runs
 
 NULLISH = frozenset({
     b"none", b"null", b"nil", b"undefined", b"true", b"false", b"yes", b"no", b"on", b"off", b"n/a", b"na",
@@ -29,9 +29,9 @@ _PLAIN = lazy_pattern(rb"[A-Za-z_]{1,11}")
 # ${VAR} {{ var }} #{var} %(var)s %{var} $(cmd) <<: *anchor; $VAR and $1 but not a bcrypt hash ($2b$…)
 # A reference rather than a value: ${VAR} ${env:X} {{ var }} ${{ secrets.X }} #{var} %(var)s %{var} $(cmd) $VAR $1
 # %VAR% *anchor; but not a password that merely contains "${" or "{{" (a bcrypt hash $2b$… is no $VAR either).
-_TEMPLATE = lazy_pattern(rb"\$\{[A-Za-z_][A-Za-z0-9_.:-]*\}|\$?\{\{[ \t]*[A-Za-z_][A-Za-z0-9_.:\[\]'\" |-]*\}\}|"
+_TEMPLATE = gated_pattern(rb"\$\{[A-Za-z_][A-Za-z0-9_.:-]*\}|\$?\{\{[ \t]*[A-Za-z_][A-Za-z0-9_.:\[\]'\" |-]*\}\}|"
                        rb"^\$\{|^(?:#\{[^}]*\}|%\([A-Za-z_]\w*\)[sdr]|%\{[^}]*\}|\$\([^)]*\)|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9]"
-                       rb"|%[A-Za-z_]+%|\*[A-Za-z].*)$")
+                       rb"|%[A-Za-z_]+%|\*[A-Za-z].*)$", (b"$", b"{", b"#", b"%", b"*"))
 _REFERENCE = lazy_pattern(
     rb"(?i)^(?:os\.environ|os\.getenv|getenv|process\.env|import\.meta\.env|system\.getenv|environment\.|env\.|env:|"
     rb"env\[|\$env:|config\.|settings\.|secrets\.|vars\.|inputs\.|self\.|this\.|args\.|opts\.|options\.|params\.|"
@@ -59,7 +59,8 @@ def _placeholder_pattern() -> bytes:
             rb"|" + b"|".join(f for w in _LONG_WORDS for f in (w, w.upper(), w.capitalize())))
 
 
-_PLACEHOLDER = lazy_pattern(_placeholder_pattern())
+_PLACEHOLDER = gated_pattern(_placeholder_pattern(), _PLACEHOLDER_WORDS + _LONG_WORDS + (
+    b"xxxx", b"***", b"...", b"###", b"<", b"[", b"not"))
 _PATH = lazy_pattern(rb"^(?:~?/|\.{1,2}/|[A-Za-z]:\\|\\\\)|\.(?:pem|key|crt|cer|der|p12|pfx|jks|json|ya?ml|txt|env|"
                    rb"ini|cfg|conf|toml|pub|gpg|asc|keystore|kdbx)$")
 _REPEATED = lazy_pattern(rb"^(.)\1*$", re.DOTALL)
@@ -81,10 +82,11 @@ _PROPERTY = lazy_pattern(rb"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_-]*){2,}")
 def not_a_value(value: bytes) -> bool:
     """Empty, null-ish, a number, a reference or template, a placeholder, a path, one repeated character."""
     return (not value or value.lower() in NULLISH or _NUMBER().fullmatch(value) is not None
-            or _TEMPLATE().search(value) is not None or _REFERENCE().match(value) is not None
-            or _PLACEHOLDER().search(value) is not None or _PATH().search(value) is not None
+            or _TEMPLATE.found(value) or _REFERENCE().match(value) is not None
+            or _PLACEHOLDER.found(value) or _PATH().search(value) is not None
             or _REPEATED().match(value) is not None or _ALNUM().search(value) is None
-            or _ASSIGNMENT().fullmatch(value) is not None or _PROPERTY().fullmatch(value) is not None
+            or ((b"=" in value or b":" in value) and _ASSIGNMENT().fullmatch(value) is not None)
+            or _PROPERTY().fullmatch(value) is not None
             or sequential(value))
 
 
