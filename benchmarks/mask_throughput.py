@@ -1,6 +1,7 @@
 """Throughput of ``codex mask`` against ``cat`` and detect-secrets on one deterministic corpus.
 
     python benchmarks/mask_throughput.py [--mb 200] [--ds-mb 1] [--runs 3] [--hostile-mb 10] [--keep DIR]
+                                         [--baseline-rev REV]
 
 Builds a corpus of code, prose, JSON and logs (secrets on ~0.1% of lines: provider tokens, name-keyed
 settings such as DB_PASSWORD=…, URI passwords and Authorization headers; look-alikes such as task-,
@@ -10,6 +11,8 @@ corpus > /dev/null`` with each prefilter engine (Hyperscan, pure Python), and ``
 only finds, never masks) on the first ``--ds-mb`` MB, extrapolated to MB/s. Three hostile inputs follow
 (``--hostile-mb`` MB each): nothing but ``sk-``, nothing but ``password=`` lines, and ``password=<secret>`` lines (every
 one a secret to mask).
+With --baseline-rev, codex at that git revision (unpacked into a temp dir, run with this venv's packages) is
+timed in the same turns, and the ratio printed: the same machine, the same load, old against new.
 detect-secrets lives in its own venv under the cache dir (created on first use); the tests never need
 it. Every process is single-threaded (1 thread) and runs with bytecode caches on; peak RSS is each child's
 ru_maxrss; the machine's load average is printed with the results.
@@ -75,6 +78,7 @@ class Tool(NamedTuple):
     name: str
     cmd: list[str]
     env: dict[str, str] = {}
+    cwd: str | None = None  # `python -m` puts the working directory first on sys.path
 
 
 def main() -> None:
@@ -86,14 +90,26 @@ def main() -> None:
         size_mb = corpus.stat().st_size / 1e6
         print(f"corpus: {size_mb:.1f} MB, {injected} secret lines (seed {SEED}); 1 thread per process; "
               f"{os.cpu_count()} CPU cores visible")
+        if TIME is None:
+            print("note: /usr/bin/time is missing, so peak RSS is ru_maxrss, which counts this script's own size")
         _check_count(corpus, injected)
         tools = [Tool("cat", ["cat"])]
         if _engine_available("hyperscan"):
             tools.append(Tool("codex mask (hyperscan)", [_codex(), "mask"], {"CODEX_MASK_ENGINE": "hyperscan"}))
+        if args.baseline_rev and _engine_available("hyperscan"):
+            old = _checkout(args.baseline_rev, work)
+            cmd = [sys.executable, "-m", "codex_cli", "mask"]
+            env = {"CODEX_MASK_ENGINE": "hyperscan", "PYTHONPATH": str(old)}
+            _run(cmd, corpus, env, str(old))  # untimed: compiles and caches that revision's Hyperscan database
+            tools.append(Tool(f"codex@{args.baseline_rev[:10]} (hs)", cmd, env, str(old)))
         tools.append(Tool("codex mask (python)", [_codex(), "mask"], {"CODEX_MASK_ENGINE": "python"}))
         rows = _interleaved(tools, corpus, args.runs)
         rows.append(_detect_secrets(corpus, work, args.ds_mb))
         _print_table(rows)
+        if args.baseline_rev and _engine_available("hyperscan"):
+            new, old = rows[1], rows[2]
+            print(f"codex mask (hyperscan) / codex at {args.baseline_rev}: {new.wall / old.wall:.2f}x wall MB/s, "
+                  f"{new.cpu / old.cpu:.2f}x CPU MB/s, {new.steady / old.steady:.2f}x MB/s less start-up")
         _hostile(work, args.hostile_mb, args.runs)
         print(f"load average during the run: {' '.join(os.getloadavg().__str__().strip('()').split(', '))}")
     finally:
@@ -108,6 +124,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per tool; the best is reported")
     parser.add_argument("--hostile-mb", type=int, default=10, help="size of each hostile input in MB (default 10)")
     parser.add_argument("--keep", help="build the corpus in this directory and keep it")
+    parser.add_argument("--baseline-rev", help="also time codex at this git revision, in the same turns")
     return parser.parse_args()
 
 
@@ -178,6 +195,16 @@ def make_secret(rng: random.Random) -> str:
     return rng.choice(kinds)()
 
 
+def _checkout(rev: str, work: Path) -> Path:
+    """codex_cli at ``rev``, unpacked from git into ``work`` (run with this venv's packages)."""
+    repo = Path(__file__).resolve().parent.parent
+    target = work / f"codex-{rev}"
+    target.mkdir(exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "codex_cli"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
 def _codex() -> str:
     exe = Path(sys.executable).with_name("codex")
     return str(exe) if exe.exists() else "codex"
@@ -194,20 +221,30 @@ def _engine_available(engine: str) -> bool:
     return True
 
 
-def _run(cmd: list[str], stdin_path: Path, env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + sys) and peak RSS (MB) of ``cmd < stdin_path > /dev/null``."""
+TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+def _run(cmd: list[str], stdin_path: Path, env: dict[str, str] | None = None,
+         cwd: str | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + sys) and peak RSS (MB) of ``cmd < stdin_path > /dev/null``.
+
+    The RSS comes from /usr/bin/time: a child of this (large) Python process would report this process's size
+    as its own peak (Linux keeps the pre-exec high-water mark), so `cat` would seem to take 20-40 MB."""
     # bytecode caches on, as on a user's install (this workplace sets PYTHONDONTWRITEBYTECODE=1, which would
     # make every run compile codex's modules from source again); the untimed _check_count run writes them
     base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     full_env = {**base, "OMP_NUM_THREADS": "1", **(env or {})}
-    with stdin_path.open("rb") as stdin, open(os.devnull, "wb") as devnull:
+    with stdin_path.open("rb") as stdin, open(os.devnull, "wb") as devnull, \
+            tempfile.NamedTemporaryFile("r") as rss:
+        argv = [TIME, "-f", "%M", "-o", rss.name, *cmd] if TIME else cmd
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=stdin, stdout=devnull, env=full_env)
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=devnull, env=full_env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        peak = int(rss.read().split()[-1]) / 1024 if TIME else usage.ru_maxrss / 1024
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"{cmd[0]} failed with exit code {os.waitstatus_to_exitcode(status)}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, peak
 
 
 def _interleaved(tools: list[Tool], corpus: Path, runs: int) -> list[Row]:
@@ -217,8 +254,8 @@ def _interleaved(tools: list[Tool], corpus: Path, runs: int) -> list[Row]:
     empty: list[list[tuple[float, float, float]]] = [[] for _ in tools]
     for _ in range(runs):
         for i, tool in enumerate(tools):
-            results[i].append(_run(tool.cmd, corpus, tool.env))
-            empty[i].append(_run(tool.cmd, Path(os.devnull), tool.env))
+            results[i].append(_run(tool.cmd, corpus, tool.env, tool.cwd))
+            empty[i].append(_run(tool.cmd, Path(os.devnull), tool.env, tool.cwd))
     mb = corpus.stat().st_size / 1e6
     rows = []
     for tool, timed, idle in zip(tools, results, empty):

@@ -237,11 +237,12 @@ _BOUNDED = re.compile(rb"\{([0-9]+),([0-9]+)\}")
 
 
 def hs_expression(p: HsPattern) -> bytes:
-    """What Hyperscan compiles for ``p``: an ``expand`` pattern with its long bounded repeats made unbounded
-    (``{0,48}`` -> ``*``), which Hyperscan runs about 15% faster. Every match of the original is still a match with
-    the same end, so the prefilter stays a superset; the anchor is still looked for only within the original's
-    longest width before the end (``_reach``). A fixed-length pattern locates its anchor by its length: kept."""
-    if not p.expand:
+    """What Hyperscan compiles for ``p``: with ``unbounded`` (an ``expand`` pattern only), its long bounded repeats
+    made unbounded (``{0,48}`` -> ``*``). Every match of the original is still a match with the same end, so the
+    prefilter stays a superset; the anchor is still looked for only within the original's longest width before the
+    end (``_reach``). Whether it pays was measured per pattern (instructions per byte under callgrind): for the
+    name-keyed patterns it cuts the whole scan's by 12%; for Discord's it adds as much."""
+    if not (p.expand and p.unbounded):
         return p.regex
     return _BOUNDED.sub(lambda m: m.group(0) if int(m.group(2)) < 8 else b"{%s,}" % m.group(1), p.regex)
 

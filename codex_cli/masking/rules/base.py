@@ -88,6 +88,9 @@ class HsPattern:
     caseless: bool = False
     expand: bool = False
     probe: bytes = b""  # the probe of the anchor it locates, when that anchor has one
+    # Compile with long repeats unbounded ({0,48} -> *): same matches with the same ends, so still a superset, and
+    # for the name-keyed patterns ~30% fewer instructions per byte; for others (Discord's) it costs more.
+    unbounded: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,7 @@ class gated_pattern(lazy_pattern):  # noqa: N801
 
     def found(self, text: bytes) -> bool:
         """Whether the pattern matches anywhere in ``text`` (``search``)."""
-        lowered = text.lower()
-        for gate in self.gates:
-            if gate in lowered:
-                return self().search(text) is not None
-        return False
+        return any(map(text.lower().__contains__, self.gates)) and self().search(text) is not None
 
 
 def max_width(pattern: str) -> int:

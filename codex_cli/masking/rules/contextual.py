@@ -23,6 +23,7 @@ ordinary prose that mentions tokens and keys costs nothing on the fast path.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Optional
 
@@ -135,7 +136,7 @@ def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, c
     alternatives = "|".join(re.escape(k.decode()) for k in keywords)
     anchors = tuple(Anchor(k, kind=LINES, caseless=True) for k in keywords)  # a value may be on the next line
     regexes = (_ASSIGNED, _FLAGGED) if generic else (_NAMED_HS,)
-    hs = tuple(HsPattern(regex, k, caseless=True, expand=True) for k in keywords for regex in regexes)
+    hs = tuple(HsPattern(regex, k, caseless=True, expand=True, unbounded=True) for k in keywords for regex in regexes)
     return Rule(id, family, f"(?i:{alternatives})" + _TAIL, anchors, description, hs=hs, check=check)
 
 
@@ -227,8 +228,10 @@ def _credential_word(word: str) -> Optional[tuple[int, str, str]]:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def name_strength(name: bytes) -> int:
-    """STRONG, WEAK, or 0 when the name is not a credential's (``password_length``, ``public_key``)."""
+    """STRONG, WEAK, or 0 when the name is not a credential's (``password_length``, ``public_key``). Cached: a
+    file names the same few settings over and over."""
     words = _words(name)
     for k in range(len(words) - 1, -1, -1):
         found = _credential_word(words[k])
