@@ -36,3 +36,29 @@ def test_a_gated_pattern_finds_exactly_what_its_regex_finds(name: str) -> None:
     for text in texts:
         data = text.encode()
         assert pattern.found(data) == (pattern().search(data) is not None), text
+
+
+def _sequence_runs_by_loop(body: bytes, shortest: int) -> int:
+    covered, run, last = 0, 1, -2
+    for c in body.lower():
+        run = run + 1 if c == last + 1 and (48 <= c <= 57 or 97 <= c <= 122) else 1
+        if run == shortest:
+            covered += shortest
+        elif run > shortest:
+            covered += 1
+        last = c
+    return covered
+
+
+def test_sequence_runs_quick_answer_never_changes_the_count() -> None:
+    """sequence_runs answers 0 at once when no shortest - 1 steps of +1 follow each other; that must be exactly
+    when the byte-by-byte count is 0 too (wrap-around, upper case, punctuation before a digit included)."""
+    rng = random.Random(1234)
+    alphabets = [b"abcdefghij0123456789", bytes(range(256)), b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz/09",
+                 b"\xfe\xff\x00\x01\x02"]
+    for _ in range(20000):
+        alphabet = rng.choice(alphabets)
+        body = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        for shortest in (2, 3, 4, 5):
+            assert base.sequence_runs(body, shortest) == _sequence_runs_by_loop(body, shortest), (body, shortest)
+    assert base.sequence_runs(b"xxABCDEFGHxx", 4) == 8 and base.sequence_runs(b"/0123", 4) == 5

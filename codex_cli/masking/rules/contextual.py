@@ -141,7 +141,9 @@ def _rule(id: str, family: str, keywords: tuple[bytes, ...], description: str, c
 
 
 # --- reading the name ---
-_NAME_BEFORE = lazy_pattern(rb"[A-Za-z0-9_.$@\x80-\xff-]*\Z")  # the part of a name before its keyword
+# the bytes a name's part before its keyword is made of: [A-Za-z0-9_.$@\x80-\xff-]
+_NAME_BEFORE = bytes(sorted({*b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.$@-",
+                             *range(0x80, 0x100)}))
 _WORDS = lazy_pattern(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _DIGIT = lazy_pattern(rb"[0-9]")
 _LETTER = lazy_pattern(rb"[A-Za-z]")
@@ -259,7 +261,9 @@ _CODE_OPS = frozenset({b":=", b"=>", b"===", b"!==", b"==", b"!=", b"||", b"(", 
 
 
 def _name_start(buf: bytes, start: int) -> int:
-    return _NAME_BEFORE().search(buf, max(0, start - 64), start).start()
+    """Where the name whose keyword is at ``start`` begins: its run of name bytes, at most 64 back."""
+    before = buf[max(0, start - 64):start]
+    return start - (len(before) - len(before.rstrip(_NAME_BEFORE)))
 
 
 def _value(hit: Hit) -> tuple[Span, bool]:

@@ -140,27 +140,30 @@ _PROVIDER_REACH = 40  # a provider's anchor sits within this many bytes of its t
 
 
 @functools.cache
-def _provider_anchors() -> tuple["re.Pattern[bytes]", list[tuple[int, bytes, int]], "object"]:
-    """One regex that matches where any provider anchor sits at its offset from here (its literal as written), the
-    (offset, literal, rule index) list to confirm with, and the engine."""
+def _provider_anchors() -> tuple[list[tuple[int, tuple[bytes, ...], list[tuple[bytes, int]]]], "object"]:
+    """Each offset at which some provider anchor sits from a token's start, with those anchors' literals (as
+    written) and the (literal, rule index) pairs to confirm with; and the engine."""
     from codex_cli.masking.engine import engine
     from codex_cli.masking.rules.providers import RULES
 
     eng, ids = engine(), {r.id for r in RULES}
     candidates = [(offset, a.literal, index) for index, rule in enumerate(eng.rules) if rule.id in ids
                   for a in rule.anchors for offset in a.offsets if offset < _PROVIDER_REACH]
-    probe = b"|".join(b".{%d}" % offset + re.escape(literal) for offset, literal in sorted({c[:2] for c in candidates}))
-    return re.compile(probe, re.DOTALL), candidates, eng
+    by_offset = []
+    for k in sorted({offset for offset, _, _ in candidates}):
+        pairs = [(literal, index) for offset, literal, index in candidates if offset == k]
+        by_offset.append((k, tuple(sorted({literal for literal, _ in pairs})), pairs))
+    return by_offset, eng
 
 
 def provider_token_at(buf: bytes, pos: int) -> bool:
     """Whether a provider rule's format starts at ``pos``: the provider rule masks it under its own name."""
-    probe, candidates, eng = _provider_anchors()
-    if probe.match(buf, pos) is None:
-        return False  # (the common case, decided in one regex step)
-    for offset, literal, index in candidates:
-        if buf.startswith(literal, pos + offset) and eng.single(index).match(buf, pos):
-            return True
+    by_offset, eng = _provider_anchors()
+    for offset, literals, pairs in by_offset:  # a few C-level prefix tests; rarely one passes
+        if buf.startswith(literals, pos + offset):
+            for literal, index in pairs:
+                if buf.startswith(literal, pos + offset) and eng.single(index).match(buf, pos):
+                    return True
     return False
 
 
