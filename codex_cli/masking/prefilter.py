@@ -11,7 +11,6 @@ to use the pure-Python finder, or ``hyperscan`` to require the fast one.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sys
@@ -250,6 +249,8 @@ def hs_expression(p: HsPattern) -> bytes:
 def _database(hyperscan, patterns: list[tuple[HsPattern, int]]) -> tuple[object, list[int]]:
     """The compiled database and each pattern's reach, loaded from the cache when this rule set and hyperscan
     version built them before (parsing the patterns for their reach costs as much as loading the database)."""
+    import json  # only once Hyperscan is in use: `echo x | codex mask` never gets here
+
     expressions = [hs_expression(p) for p, _ in patterns]
     flags = [hyperscan.HS_FLAG_CASELESS if p.caseless else 0 for p, _ in patterns]
     key = hashlib.sha256(repr(([p.regex for p, _ in patterns], expressions, flags,
