@@ -14,8 +14,8 @@ one a secret to mask).
 With --baseline-rev, codex at that git revision (unpacked into a temp dir, run with this venv's packages) is
 timed in the same turns, and the ratio printed: the same machine, the same load, old against new.
 detect-secrets lives in its own venv under the cache dir (created on first use); the tests never need
-it. Every process is single-threaded (1 thread) and runs with bytecode caches on; peak RSS is each child's
-ru_maxrss; the machine's load average is printed with the results.
+it. Every process is single-threaded (1 thread) and runs with bytecode caches on; peak RSS is each command's
+own, read by /usr/bin/time; the machine's load average is printed with the results.
 """
 
 from __future__ import annotations
@@ -295,13 +295,9 @@ def _detect_secrets(corpus: Path, work: Path, mb: float) -> Row:
     part = work / "slice.txt"
     with corpus.open("rb") as src, part.open("wb") as dst:
         dst.write(src.read(int(mb * 1e6)))
-    start = time.perf_counter()
-    proc = subprocess.Popen([str(exe), "scan", "--all-files", str(part)], stdout=subprocess.DEVNULL, cwd=work)
-    _, _, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
+    seconds, cpu, peak = _run([str(exe), "scan", "--all-files", str(part)], Path(os.devnull), cwd=str(work))
     size = part.stat().st_size / 1e6
-    cpu = usage.ru_utime + usage.ru_stime
-    return Row("detect-secrets scan", size / seconds, size / cpu, float("nan"), float("nan"), usage.ru_maxrss / 1024,
+    return Row("detect-secrets scan", size / seconds, size / cpu, float("nan"), float("nan"), peak,
                f"first {mb:g} MB, extrapolated")
 
 
