@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 
-@dataclass(frozen=True)
-class CustomRule:
+class CustomRule(NamedTuple):
     """One user rule, compiled."""
 
     id: str
@@ -27,8 +25,7 @@ class CustomRule:
     description: str
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     """The user's additions to the built-in rules: their rules and their allow list."""
 
     rules: tuple[CustomRule, ...] = ()

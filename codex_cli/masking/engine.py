@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 from codex_cli.masking.rules import REACH, RULES, Hit, Rule
 from codex_cli.masking.rules.base import max_width
@@ -27,8 +26,7 @@ _GROUP = re.compile(r"\(\?P([<=])([A-Za-z_][A-Za-z0-9_]*)")
 _SECRET_GROUP = re.compile(r"\(\?P<(secret[0-9]*)>")
 
 
-@dataclass(frozen=True)
-class AnchorEntry:
+class AnchorEntry(NamedTuple):
     """One distinct anchor literal (lower-cased when caseless) and the rules it stands for."""
 
     literal: bytes
@@ -39,8 +37,7 @@ class AnchorEntry:
     probe: bytes = b""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """A decided secret: which rule, and the span of the bytes to mask."""
 
     rule: int

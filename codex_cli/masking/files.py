@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Optional, Sequence
+from typing import BinaryIO, Callable, NamedTuple, Optional, Sequence
 
 from codex_cli.errors import InputError
 from codex_cli.masking.custom import Policy
@@ -19,8 +18,7 @@ CHUNK_SIZE = 1 << 20
 STDIN_NAME = "-"
 
 
-@dataclass(frozen=True)
-class FileFinding:
+class FileFinding(NamedTuple):
     """A finding together with the input it came from (``-`` for stdin)."""
 
     file: str

@@ -15,9 +15,8 @@ import os
 import re
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from codex_cli.errors import UsageError
 from codex_cli.masking.engine import Engine, anchor_key, engine
@@ -26,8 +25,7 @@ from codex_cli.masking.rules.base import HsPattern, max_width
 ENGINE_ENV = "CODEX_MASK_ENGINE"
 
 
-@dataclass(frozen=True)
-class Finder:
+class Finder(NamedTuple):
     """Maps (buffer, min_end) to (anchor start, anchor index) pairs, in no particular order: one for every
     rule match that may end after min_end (a superset of them; duplicates allowed). ``tail`` is how many
     bytes at a stream's end may still become part of an anchor (or prefilter match) once more arrives."""

@@ -11,8 +11,7 @@ line. The result is identical to one full scan of the whole input, whatever the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from codex_cli.masking.custom import Policy
 from codex_cli.masking.engine import Engine, Verdict, engine
@@ -24,8 +23,7 @@ SMALL_INPUT = 64 * 1024  # bytes scanned by the pure-Python finder before the de
 WHITESPACE = re.compile(rb"[ \t\n\r\f\v]")
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One masked secret: its rule, and where the masked bytes were (never the bytes themselves)."""
 
     rule: str

@@ -14,7 +14,6 @@ import math
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 
 if sys.version_info >= (3, 11):
@@ -59,8 +58,7 @@ Span = tuple[int, int]
 Check = Callable[[Hit, Span], Optional[Span]]
 
 
-@dataclass(frozen=True)
-class Anchor:
+class Anchor(NamedTuple):
     """A literal every match of the rule contains, ``offsets`` bytes after the match start."""
 
     literal: bytes
@@ -72,8 +70,7 @@ class Anchor:
     probe: bytes = b""
 
 
-@dataclass(frozen=True)
-class HsPattern:
+class HsPattern(NamedTuple):
     """A Hyperscan prefilter regex for one anchor, stricter than the bare literal.
 
     Every match of the anchor's rules contains a match of ``regex`` that locates the anchor: at
@@ -93,8 +90,7 @@ class HsPattern:
     unbounded: bool = False
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One credential format: ``pattern`` matches it; its ``secret`` groups (if any) are the part masked."""
 
     id: str
