@@ -9,6 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests draw the same examples on every run (a seed from each test's own code), so CI cannot fail on
+# an example no earlier run drew; HYPOTHESIS_PROFILE=explore draws new ones each run, to look for more.
+hypothesis_settings.register_profile("codex", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "codex"))
 
 _TOKENIZER_TEXT = (
     "def add(a, b):\n    return a + b\n\nclass Point:\n    x: int = 0\n"
