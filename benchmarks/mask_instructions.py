@@ -25,7 +25,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mask_throughput import _checkout, build_corpus  # noqa: E402
+from mask_throughput import build_corpus  # noqa: E402
+from revisions import checkout  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +47,7 @@ def main() -> None:
               "codex mask with Hyperscan, bytecode caches on; instructions counted by callgrind")
         rows = [("codex mask (this checkout)", _count(None, small, big, size))]
         if args.baseline_rev:
-            rows.append((f"codex at {args.baseline_rev}", _count(_checkout(args.baseline_rev, work), small, big, size)))
+            rows.append((f"codex at {args.baseline_rev}", _count(checkout(args.baseline_rev), small, big, size)))
         print(f"\n{'codex':<34} {'instr/byte':>10} {'fixed M instr':>13} {'start-up M instr':>16}")
         for name, (marginal, fixed, startup) in rows:
             print(f"{name:<34} {marginal:>10.2f} {fixed:>13.0f} {startup:>16.0f}")

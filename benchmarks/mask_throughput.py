@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from revisions import checkout
+
 SEED = 1234
 SECRET_LINE_RATE = 0.001
 CODE = [
@@ -97,7 +99,7 @@ def main() -> None:
         if _engine_available("hyperscan"):
             tools.append(Tool("codex mask (hyperscan)", [_codex(), "mask"], {"CODEX_MASK_ENGINE": "hyperscan"}))
         if args.baseline_rev and _engine_available("hyperscan"):
-            old = _checkout(args.baseline_rev, work)
+            old = checkout(args.baseline_rev)
             cmd = [sys.executable, "-m", "codex_cli", "mask"]
             env = {"CODEX_MASK_ENGINE": "hyperscan", "PYTHONPATH": str(old)}
             _run(cmd, corpus, env, str(old))  # untimed: compiles and caches that revision's Hyperscan database
@@ -195,16 +197,6 @@ def make_secret(rng: random.Random) -> str:
     return rng.choice(kinds)()
 
 
-def _checkout(rev: str, work: Path) -> Path:
-    """codex_cli at ``rev``, unpacked from git into ``work`` (run with this venv's packages)."""
-    repo = Path(__file__).resolve().parent.parent
-    target = work / f"codex-{rev}"
-    target.mkdir(exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "codex_cli"], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target
-
-
 def _codex() -> str:
     exe = Path(sys.executable).with_name("codex")
     return str(exe) if exe.exists() else "codex"
@@ -265,18 +257,6 @@ def _interleaved(tools: list[Tool], corpus: Path, runs: int) -> list[Row]:
     return rows
 
 
-def _best(cmd: list[str], corpus: Path, runs: int, env: dict[str, str] | None = None) -> Row:
-    """MB/s from the fastest of ``runs`` runs, by wall time and by CPU time, minus startup."""
-    results = [_run(cmd, corpus, env) for _ in range(runs)]
-    empty = [_run(cmd, Path(os.devnull), env) for _ in range(runs)]
-    mb = corpus.stat().st_size / 1e6
-    wall, cpu = min(r[0] for r in results), min(r[1] for r in results)
-    startup = min(r[0] for r in empty)
-    steady = mb / max(wall - startup, 1e-9)
-    return Row(" ".join(Path(cmd[0]).name.split()[:1] + cmd[1:]), mb / wall, mb / max(cpu, 1e-9), steady, startup,
-               max(r[2] for r in results), f"best of {runs}, full corpus")
-
-
 def _check_count(corpus: Path, injected: int) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with corpus.open("rb") as stdin:
@@ -327,17 +307,16 @@ def _hostile(work: Path, mb: int, runs: int) -> None:
     lines = [f"password={''.join(rng.choices(string.ascii_letters + string.digits, k=12))}!\n".encode()
              for _ in range(4096)]
     inputs["password=<secret>"] = (b"".join(lines) * (size // sum(map(len, lines)) + 1))[:size]
-    print(f"\nhostile inputs, {mb} MB each (best of {runs}; 1 thread)")
+    print(f"\nhostile inputs, {mb} MB each (best of {runs}, engines in turns; 1 thread)")
     print(f"{'input':<18} {'engine':<10} {'MB/s wall':>10} {'MB/s CPU':>9} {'secrets/s':>10} {'peak RSS MB':>11}  "
           "target >= 10 MB/s (default engine)")
     for name, data in inputs.items():
         path = work / f"hostile-{name.split()[0].strip('=-<>').replace('=<', '-')}.txt"
         path.write_bytes(data)
         secrets = data.count(b"!\n")
-        for engine in ("hyperscan", "python"):
-            if not _engine_available(engine):
-                continue
-            row = _best([_codex(), "mask"], path, runs, {"CODEX_MASK_ENGINE": engine})
+        engines = [engine for engine in ("hyperscan", "python") if _engine_available(engine)]
+        tools = [Tool(engine, [_codex(), "mask"], {"CODEX_MASK_ENGINE": engine}) for engine in engines]
+        for engine, row in zip(engines, _interleaved(tools, path, runs)):
             verdict = ("met" if row.wall >= 10 else "NOT met") if engine == "hyperscan" else "(fallback)"
             rate = f"{secrets * row.wall / (len(data) / 1e6):>10.0f}" if secrets else f"{'-':>10}"
             print(f"{name:<18} {engine:<10} {row.wall:>10.1f} {row.cpu:>9.1f} {rate} {row.rss:>11.1f}  {verdict}")

@@ -46,6 +46,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from revisions import checkout
+
 PROMPTS = [
     "def add(a, b):", "class Point:\n    def __init__(self, x, y):", "import os\n\ndef list_files(path):",
     "for i in range(10):", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"",
@@ -458,16 +460,6 @@ def peer_python(venv: Path) -> str:
     return str(python)
 
 
-def static_checkout(rev: str) -> Path:
-    """codex at ``rev`` (the static batcher), unpacked from git into a temp dir, run with this venv's packages."""
-    repo = Path(__file__).resolve().parent.parent
-    target = Path(tempfile.mkdtemp(prefix="codex-static-"))
-    atexit.register(shutil.rmtree, target, True)
-    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "codex_cli"], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target
-
-
 @dataclass
 class Launch:
     """How to start one server, and the model name its requests carry."""
@@ -492,7 +484,7 @@ def launches(args: argparse.Namespace) -> list[Launch]:
     out = [Launch("codex serve", [sys.executable, "-m", "codex_cli", "serve", *common], "codex-tiny", "/readyz",
                   extra=usage, marker="# TYPE codex_running_batch_size histogram")]
     if args.static_rev:
-        old = static_checkout(args.static_rev)
+        old = checkout(args.static_rev)  # the static batcher
         out.append(Launch("codex serve, static (before)", [sys.executable, "-m", "codex_cli", "serve", *common],
                           "codex-tiny", "/readyz", env={"PYTHONPATH": str(old)}, extra=usage, cwd=str(old),
                           marker="# TYPE codex_batch_size histogram"))

@@ -251,7 +251,8 @@ def _database(hyperscan, patterns: list[tuple[HsPattern, int]]) -> tuple[object,
 
     expressions = [hs_expression(p) for p, _ in patterns]
     flags = [hyperscan.HS_FLAG_CASELESS if p.caseless else 0 for p, _ in patterns]
-    key = hashlib.sha256(repr(([p.regex for p, _ in patterns], expressions, flags,
+    # (what the reaches come from as well as what is compiled: a pattern's reach depends on back and expand)
+    key = hashlib.sha256(repr(([(p.regex, p.back, p.expand) for p, _ in patterns], expressions, flags,
                                getattr(hyperscan, "__version__", ""), sys.version_info[:2])).encode()).hexdigest()[:32]
     path = _cache_dir() / f"hyperscan-{key}.db"
     reaches_path = path.with_suffix(".json")
